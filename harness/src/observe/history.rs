@@ -1,0 +1,416 @@
+//! The run's history: an append-only list of timestamped events, written to `history.jsonl`
+//! as it grows (so a killed run still leaves evidence) and kept in memory for the checks.
+//!
+//! Every event carries `at`, the time since the run's clock started. Checks are pure functions
+//! of a [`History`], so anything a check needs to know (which users were seeded idle, when the
+//! workload window opened, what the hub said was running) must be recorded here as an event.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Serialise a [`Duration`] as fractional seconds: readable in JSONL, exact enough (ns).
+pub mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One line of `history.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    /// Time since the run's clock started.
+    #[serde(with = "secs")]
+    pub at: Duration,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Everything a run can observe. Kebab-case `type` tags keep the JSONL greppable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event {
+    /// One HTTP request that went through the recording proxy.
+    Request(RequestRecord),
+    /// One workload operation (invoke .. complete).
+    Op(OpRecord),
+    /// A fault was injected or healed.
+    Fault(FaultEvent),
+    /// The supervisor restarted (or gave up on) a component.
+    Restart(RestartEvent),
+    /// What the hub said exists at a moment: users and their running servers.
+    Snapshot(HubSnapshot),
+    /// Users created by the harness, by class (never-started, stopped, idle, active, ...).
+    Seeded(SeededUsers),
+    /// A lifecycle marker: workload window open/closed, steady state results, ...
+    Phase(PhaseEvent),
+}
+
+/// An HTTP request as the recorder saw it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RequestRecord {
+    /// Who sent it: the recorder listener it arrived on (`culler`, `workload`, `fault`, ...).
+    pub client: String,
+    /// What it was sent to (`hub`, `dockerd`, ...).
+    pub upstream: String,
+    pub method: String,
+    /// The route template, e.g. `/hub/api/users/{name}/server`.
+    pub route: String,
+    /// The user named in the path, if the route has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The server named in the path: `Some("")` for the default server of `/users/{name}/server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// HTTP status; 0 when the upstream could not be reached (recorder answered 502).
+    pub status: u16,
+    /// Time from receiving the request head to the end of the response body.
+    #[serde(with = "secs")]
+    pub latency: Duration,
+}
+
+impl RequestRecord {
+    pub fn is_error(&self) -> bool {
+        self.status == 0 || self.status >= 400
+    }
+
+    /// `4xx`, `5xx`, `2xx`, ... or `unreachable`.
+    pub fn status_class(&self) -> String {
+        match self.status {
+            0 => "unreachable".into(),
+            s => format!("{}xx", s / 100),
+        }
+    }
+}
+
+/// The result of a workload operation, in Jepsen's three values.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpResult {
+    Ok,
+    Fail,
+    /// We do not know whether it took effect (timeout, connection reset).
+    Indeterminate,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OpRecord {
+    pub workload: String,
+    /// What was attempted, e.g. `start-server`, `reach-server`, `keep-active`.
+    pub op: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub result: OpResult,
+    #[serde(with = "secs")]
+    pub latency: Duration,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultPhase {
+    Injected,
+    Healed,
+    /// Heal failed or was only attempted from Drop.
+    HealFailed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultEvent {
+    /// The fault's stable kebab-case kind, e.g. `kill-process`.
+    pub kind: String,
+    /// What it targets, e.g. `proxy`.
+    pub target: String,
+    pub phase: FaultPhase,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestartEvent {
+    pub component: String,
+    /// How the previous process ended, e.g. `signal: SIGKILL` or `exit code 1`.
+    pub exit: String,
+    /// 1 for the first restart of this component in this run.
+    pub attempt: u32,
+    /// How long the supervisor waited before starting it again.
+    #[serde(with = "secs")]
+    pub backoff: Duration,
+}
+
+/// What the hub reported through its REST API at one moment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HubSnapshot {
+    /// Why it was taken, e.g. `workload-start`, `end`.
+    pub label: String,
+    /// user name -> names of servers that are running or pending ("" = default server).
+    pub users: BTreeMap<String, Vec<String>>,
+    /// user names with the admin flag.
+    #[serde(default)]
+    pub admins: Vec<String>,
+}
+
+/// Users the harness created, by class, so checks know what the right outcome is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SeededUsers {
+    /// class -> user names. Classes used by the faults: `never-started`, `stopped`,
+    /// `running-idle`, `running-active`, `admin`.
+    pub classes: BTreeMap<String, Vec<String>>,
+    /// user -> named servers created for it (idle, stopped).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub named_servers: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseEvent {
+    /// e.g. `workload-start`, `workload-stop`, `steady-state-before`, `steady-state-after`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+pub const WORKLOAD_START: &str = "workload-start";
+pub const WORKLOAD_STOP: &str = "workload-stop";
+
+/// The recorded events of a run, sorted by time, plus the periodic samples.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub entries: Vec<Entry>,
+    /// From `samples.jsonl`: resource curves and scraped metrics.
+    pub samples: Vec<crate::observe::samples::Sample>,
+}
+
+impl History {
+    pub fn new(entries: Vec<Entry>) -> Self {
+        Self { entries, samples: Vec::new() }
+    }
+
+    pub fn with_samples(mut self, samples: Vec<crate::observe::samples::Sample>) -> Self {
+        self.samples = samples;
+        self
+    }
+
+    /// The samples of one metric of one component, in time order.
+    pub fn series<'a>(
+        &'a self,
+        component: &'a str,
+        metric: &'a str,
+    ) -> impl Iterator<Item = &'a crate::observe::samples::Sample> + 'a {
+        self.samples.iter().filter(move |s| s.component == component && s.metric == metric)
+    }
+
+    /// Read a `history.jsonl` written by a [`Recorder`].
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let file = File::open(path)?;
+        let mut entries = Vec::new();
+        for (n, line) in BufReader::new(file).lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let entry = serde_json::from_str(&line)
+                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?;
+            entries.push(entry);
+        }
+        Ok(Self::new(entries))
+    }
+
+    pub fn requests(&self) -> impl Iterator<Item = (Duration, &RequestRecord)> {
+        self.entries.iter().filter_map(|e| match &e.event {
+            Event::Request(r) => Some((e.at, r)),
+            _ => None,
+        })
+    }
+
+    pub fn ops(&self) -> impl Iterator<Item = (Duration, &OpRecord)> {
+        self.entries.iter().filter_map(|e| match &e.event {
+            Event::Op(o) => Some((e.at, o)),
+            _ => None,
+        })
+    }
+
+    pub fn faults(&self) -> impl Iterator<Item = (Duration, &FaultEvent)> {
+        self.entries.iter().filter_map(|e| match &e.event {
+            Event::Fault(f) => Some((e.at, f)),
+            _ => None,
+        })
+    }
+
+    pub fn restarts(&self) -> impl Iterator<Item = (Duration, &RestartEvent)> {
+        self.entries.iter().filter_map(|e| match &e.event {
+            Event::Restart(r) => Some((e.at, r)),
+            _ => None,
+        })
+    }
+
+    pub fn snapshots(&self) -> impl Iterator<Item = (Duration, &HubSnapshot)> {
+        self.entries.iter().filter_map(|e| match &e.event {
+            Event::Snapshot(s) => Some((e.at, s)),
+            _ => None,
+        })
+    }
+
+    /// All seeded classes merged (a run may seed more than once).
+    pub fn seeded(&self) -> SeededUsers {
+        let mut all = SeededUsers::default();
+        for e in &self.entries {
+            if let Event::Seeded(s) = &e.event {
+                for (class, names) in &s.classes {
+                    all.classes.entry(class.clone()).or_default().extend(names.iter().cloned());
+                }
+                for (user, servers) in &s.named_servers {
+                    all.named_servers.entry(user.clone()).or_default().extend(servers.iter().cloned());
+                }
+            }
+        }
+        all
+    }
+
+    /// When the named phase marker was first recorded.
+    pub fn phase(&self, name: &str) -> Option<Duration> {
+        self.entries.iter().find_map(|e| match &e.event {
+            Event::Phase(p) if p.name == name => Some(e.at),
+            _ => None,
+        })
+    }
+
+    /// The workload window: from `workload-start` to `workload-stop` (or the last event).
+    pub fn workload_window(&self) -> Option<(Duration, Duration)> {
+        let start = self.phase(WORKLOAD_START)?;
+        let end = self
+            .phase(WORKLOAD_STOP)
+            .or_else(|| self.entries.last().map(|e| e.at))
+            .unwrap_or(start);
+        Some((start, end))
+    }
+}
+
+struct RecorderInner {
+    clock: Instant,
+    writer: Option<BufWriter<File>>,
+    entries: Vec<Entry>,
+}
+
+/// Append-only sink for a run's events, shared by every task of the run.
+///
+/// Each line is flushed as it is written: a run killed with SIGKILL keeps its history.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Mutex<RecorderInner>>,
+}
+
+impl Recorder {
+    /// A recorder that writes `history.jsonl` at `path` as events arrive.
+    pub fn to_file(path: &Path, clock: Instant) -> std::io::Result<Self> {
+        let file = File::create(path)?;
+        Ok(Self::with_writer(Some(BufWriter::new(file)), clock))
+    }
+
+    /// A recorder that only keeps events in memory (unit tests, benches).
+    pub fn in_memory(clock: Instant) -> Self {
+        Self::with_writer(None, clock)
+    }
+
+    fn with_writer(writer: Option<BufWriter<File>>, clock: Instant) -> Self {
+        Self { inner: Arc::new(Mutex::new(RecorderInner { clock, writer, entries: Vec::new() })) }
+    }
+
+    /// Time since the run's clock started.
+    pub fn now(&self) -> Duration {
+        self.inner.lock().expect("recorder poisoned").clock.elapsed()
+    }
+
+    pub fn clock(&self) -> Instant {
+        self.inner.lock().expect("recorder poisoned").clock
+    }
+
+    /// Record `event` as happening now.
+    pub fn record(&self, event: Event) {
+        let at = self.now();
+        self.record_at(at, event);
+    }
+
+    /// Record `event` as having happened at `at` (e.g. a request, stamped when it arrived).
+    pub fn record_at(&self, at: Duration, event: Event) {
+        let entry = Entry { at, event };
+        let mut inner = self.inner.lock().expect("recorder poisoned");
+        if let Some(w) = inner.writer.as_mut() {
+            // A history we cannot write is a run we cannot judge: but losing one line must
+            // not take the run down; the in-memory copy still feeds the checks.
+            if let Ok(line) = serde_json::to_string(&entry) {
+                let _ = writeln!(w, "{line}").and_then(|_| w.flush());
+            }
+        }
+        inner.entries.push(entry);
+    }
+
+    pub fn phase(&self, name: &str, detail: impl Into<String>) {
+        self.record(Event::Phase(PhaseEvent { name: name.into(), detail: detail.into() }));
+    }
+
+    /// A copy of everything recorded so far, sorted by time (requests are stamped at arrival
+    /// but appended at completion).
+    pub fn history(&self) -> History {
+        let inner = self.inner.lock().expect("recorder poisoned");
+        let mut entries = inner.entries.clone();
+        entries.sort_by_key(|e| e.at);
+        History::new(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_through_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let rec = Recorder::to_file(&path, Instant::now()).unwrap();
+        rec.phase(WORKLOAD_START, "");
+        rec.record_at(
+            Duration::from_millis(1500),
+            Event::Request(RequestRecord {
+                client: "culler".into(),
+                upstream: "hub".into(),
+                method: "DELETE".into(),
+                route: "/hub/api/users/{name}/server".into(),
+                user: Some("u1".into()),
+                server: Some(String::new()),
+                status: 204,
+                latency: Duration::from_micros(2500),
+            }),
+        );
+        let loaded = History::load(&path).unwrap();
+        assert_eq!(loaded.entries.len(), 2);
+        let (at, req) = loaded.requests().next().unwrap();
+        assert_eq!(at, Duration::from_millis(1500));
+        assert_eq!(req.route, "/hub/api/users/{name}/server");
+        assert_eq!(req.latency, Duration::from_micros(2500));
+        assert!(loaded.phase(WORKLOAD_START).is_some());
+    }
+
+    #[test]
+    fn history_is_sorted_by_time() {
+        let rec = Recorder::in_memory(Instant::now());
+        rec.record_at(Duration::from_secs(2), Event::Phase(PhaseEvent { name: "b".into(), detail: String::new() }));
+        rec.record_at(Duration::from_secs(1), Event::Phase(PhaseEvent { name: "a".into(), detail: String::new() }));
+        let h = rec.history();
+        assert_eq!(h.phase("a"), Some(Duration::from_secs(1)));
+        assert_eq!(h.entries[0].at, Duration::from_secs(1));
+    }
+}

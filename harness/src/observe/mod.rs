@@ -1,0 +1,5 @@
+//! Observation: what the run saw. The history (requests, ops, faults, restarts, snapshots),
+//! the recording proxy that produces request records, and the samplers.
+
+pub mod history;
+pub mod samples;
