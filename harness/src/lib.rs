@@ -5,3 +5,12 @@
 
 pub mod check;
 pub mod observe;
+pub mod bench;
+pub mod backend;
+pub mod paths;
+pub mod sweep;
+pub mod component;
+pub mod env;
+pub mod fault;
+pub mod probe;
+pub mod workload;

@@ -2,5 +2,19 @@
 //! file, each unit-tested on synthetic histories.
 
 pub mod verdict;
+pub mod rate_ceiling;
+pub mod wasted_requests;
+pub mod error_responses;
+pub mod convergence;
+pub mod safety;
+pub mod latency;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use verdict::{run_check, Check, CheckResult, Verdict};
+pub use rate_ceiling::RateCeiling;
+pub use wasted_requests::WastedRequests;
+pub use error_responses::{ErrorClass, ErrorResponses};
+pub use convergence::{Convergence, Direction};
+pub use safety::NoProtectedUserHarmed;
+pub use latency::LatencyCeiling;

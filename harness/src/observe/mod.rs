@@ -3,3 +3,6 @@
 
 pub mod history;
 pub mod samples;
+pub mod routes;
+pub mod recorder;
+pub mod prom;

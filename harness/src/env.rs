@@ -1,0 +1,202 @@
+//! The live handle of one run: backend, clients, run dir, seed, clock, cleanup stack.
+//! Faults, workloads and probes get a `&Env` and nothing else, so a scenario never touches
+//! tokio, hyper or `std::process` directly.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use rand::rngs::StdRng;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
+use crate::component::hub_api::HubApi;
+use crate::observe::history::Recorder;
+use crate::observe::recorder::RecordingProxy;
+use crate::observe::samples::SampleSink;
+
+/// How long one request of a harness client may take before it counts as failed.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the deployed hub can be reached, and with which credentials.
+pub struct HubEndpoints {
+    /// The hub's own HTTP server (not through the recorder): only the recorder uses it.
+    pub hub_addr: SocketAddr,
+    /// The proxy's public URL, e.g. `http://127.0.0.1:PORT` (single-user servers live under it).
+    pub public_url: String,
+    /// The proxy's REST API URL (for route checks).
+    pub proxy_api_url: String,
+    pub proxy_auth_token: String,
+    /// Token of the harness service (admin scopes, read:metrics).
+    pub harness_token: String,
+    /// Token of the culler service.
+    pub culler_token: String,
+    /// The recording proxy in front of the hub.
+    pub recorder: RecordingProxy,
+    clients: Mutex<HashMap<String, SocketAddr>>,
+}
+
+impl HubEndpoints {
+    pub fn new(
+        hub_addr: SocketAddr,
+        public_url: String,
+        proxy_api_url: String,
+        proxy_auth_token: String,
+        harness_token: String,
+        culler_token: String,
+        recorder: RecordingProxy,
+    ) -> Self {
+        Self {
+            hub_addr,
+            public_url,
+            proxy_api_url,
+            proxy_auth_token,
+            harness_token,
+            culler_token,
+            recorder,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The recorder listener for `client` (opened on first use): everything sent there is
+    /// recorded as coming from `client`.
+    pub async fn client_addr(&self, client: &str) -> anyhow::Result<SocketAddr> {
+        if let Some(addr) = self.clients.lock().unwrap().get(client) {
+            return Ok(*addr);
+        }
+        let addr = self.recorder.listen(client)?;
+        self.clients.lock().unwrap().insert(client.to_string(), addr);
+        Ok(addr)
+    }
+
+    /// `http://127.0.0.1:PORT/hub/api` for `client`.
+    pub async fn api_url(&self, client: &str) -> anyhow::Result<String> {
+        Ok(format!("http://{}/hub/api", self.client_addr(client).await?))
+    }
+}
+
+type Undo = (String, BoxFuture<'static, anyhow::Result<()>>);
+
+/// Undo steps registered as resources are created; drained in reverse, each bounded by its
+/// own timeout, errors collected not thrown (lifecycle step 12).
+#[derive(Default)]
+pub struct CleanupStack {
+    steps: Mutex<Vec<Undo>>,
+}
+
+impl CleanupStack {
+    pub fn push(&self, what: impl Into<String>, undo: BoxFuture<'static, anyhow::Result<()>>) {
+        self.steps.lock().unwrap().push((what.into(), undo));
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub async fn drain(&self, each_within: Duration) -> Vec<String> {
+        let mut errors = Vec::new();
+        loop {
+            let Some((what, undo)) = self.steps.lock().unwrap().pop() else { break };
+            match tokio::time::timeout(each_within, undo).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(format!("{what}: {e:#}")),
+                Err(_) => errors.push(format!("{what}: did not finish within {each_within:?}")),
+            }
+        }
+        errors
+    }
+}
+
+pub struct Env {
+    pub run_id: String,
+    /// `target/hubchaos/runs/<run-id>/<scenario>/`.
+    pub run_dir: PathBuf,
+    pub seed: u64,
+    pub backend: Arc<dyn Backend>,
+    pub recorder: Recorder,
+    pub samples: SampleSink,
+    pub cleanup: CleanupStack,
+    /// Cancelled at the deadline or on SIGINT/SIGTERM: every loop of the run watches it.
+    pub cancel: CancellationToken,
+    pub rng: Mutex<StdRng>,
+    hub: OnceLock<HubEndpoints>,
+}
+
+impl Env {
+    pub fn new(
+        run_id: String,
+        run_dir: PathBuf,
+        seed: u64,
+        backend: Arc<dyn Backend>,
+        recorder: Recorder,
+        samples: SampleSink,
+        cancel: CancellationToken,
+    ) -> Self {
+        use rand::SeedableRng;
+        Self {
+            run_id,
+            run_dir,
+            seed,
+            backend,
+            recorder,
+            samples,
+            cleanup: CleanupStack::default(),
+            cancel,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            hub: OnceLock::new(),
+        }
+    }
+
+    pub fn set_hub(&self, hub: HubEndpoints) {
+        if self.hub.set(hub).is_err() {
+            panic!("the hub of a run is deployed once");
+        }
+    }
+
+    pub fn hub(&self) -> anyhow::Result<&HubEndpoints> {
+        self.hub.get().context("this scenario deployed no hub")
+    }
+
+    /// A hub API client whose requests are recorded as `client`, with the harness's token.
+    pub async fn hub_api(&self, client: &str) -> anyhow::Result<HubApi> {
+        let hub = self.hub()?;
+        HubApi::new(hub.api_url(client).await?, hub.harness_token.clone(), CLIENT_TIMEOUT)
+    }
+
+    /// Time since the run's clock started.
+    pub fn now(&self) -> Duration {
+        self.recorder.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cleanup_runs_in_reverse_and_collects_errors() {
+        let stack = CleanupStack::default();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..3 {
+            let order = order.clone();
+            stack.push(format!("step {i}"), Box::pin(async move {
+                order.lock().unwrap().push(i);
+                if i == 1 { anyhow::bail!("boom") } else { Ok(()) }
+            }));
+        }
+        stack.push("slow", Box::pin(async { tokio::time::sleep(Duration::from_secs(5)).await; Ok(()) }));
+        let errors = stack.drain(Duration::from_millis(50)).await;
+        assert_eq!(*order.lock().unwrap(), vec![2, 1, 0]);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("slow"));
+        assert!(errors[1].contains("boom"));
+    }
+}

@@ -1,0 +1,57 @@
+//! Faults: one small typed struct per file, a stable kebab-case `kind()`, an `inject` that
+//! returns a [`FaultGuard`] whose heal undoes it (faults in inverse pairs, after turmoil).
+//! A fault is bundled with its [`Schedule`] in a [`Scheduled`] (after Jepsen's combined nemesis).
+
+pub mod accumulate_users;
+pub mod flood_api;
+pub mod guard;
+pub mod kill_process;
+pub mod pause_process;
+pub mod schedule;
+
+use async_trait::async_trait;
+
+pub use accumulate_users::AccumulateUsers;
+pub use flood_api::FloodApi;
+pub use guard::FaultGuard;
+pub use kill_process::KillProcess;
+pub use pause_process::PauseProcess;
+pub use schedule::Schedule;
+
+use crate::component::seed::SeedPlan;
+use crate::env::Env;
+
+/// What must be in place before the system starts (users that accumulated before a restart).
+#[derive(Debug, Default)]
+pub struct DeployPlan {
+    pub seed: SeedPlan,
+}
+
+#[async_trait]
+pub trait Fault: Send + Sync + std::fmt::Debug {
+    /// Stable kebab-case name, e.g. `kill-process`.
+    fn kind(&self) -> &'static str;
+
+    /// What it hits, e.g. `proxy`.
+    fn target(&self) -> String;
+
+    /// State the fault needs before deploy; most faults need none.
+    fn before_deploy(&self, _plan: &mut DeployPlan) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn inject(&self, env: &Env) -> anyhow::Result<FaultGuard>;
+}
+
+/// A fault and when it fires.
+#[derive(Debug)]
+pub struct Scheduled {
+    pub fault: Box<dyn Fault>,
+    pub schedule: Schedule,
+}
+
+impl Scheduled {
+    pub fn new(fault: impl Fault + 'static, schedule: Schedule) -> Self {
+        Self { fault: Box::new(fault), schedule }
+    }
+}

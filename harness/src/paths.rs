@@ -1,0 +1,38 @@
+//! Where things live. Every location can be moved with an environment variable, so CI and
+//! users can keep environments and runs where they like.
+
+use std::path::PathBuf;
+
+/// Shared state across runs and clones: installed environments, active-run markers.
+/// `$HUBCHAOS_HOME`, default `$HOME/.cache/hubchaos`.
+pub fn hubchaos_home() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUBCHAOS_HOME") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache").join("hubchaos")
+}
+
+/// The repository's `fixtures/` (pins, hub config, seed script). `$HUBCHAOS_FIXTURES` overrides.
+pub fn fixtures_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUBCHAOS_FIXTURES") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures")
+}
+
+/// `target/hubchaos/runs` of this workspace. `$HUBCHAOS_RUNS` overrides.
+pub fn runs_root() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUBCHAOS_RUNS") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
+    target.join("hubchaos").join("runs")
+}
+
+/// Markers of runs in progress; a marker whose harness died is swept by the next run.
+pub fn active_runs_dir() -> PathBuf {
+    hubchaos_home().join("active")
+}
