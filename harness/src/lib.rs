@@ -1,6 +1,24 @@
 //! hubchaos: replay the incidents of mybinder.org against the real JupyterHub components.
 //!
-//! See `DESIGN` in the README for the vocabulary; each noun is one module.
+//! One noun per role, one module per noun:
+//!
+//! | term | role | module |
+//! |---|---|---|
+//! | `Backend` | where it runs: start/stop a component, signal it, its logs | [`backend`] |
+//! | `Env` | the live handle of one run: backend, clients, run dir, seed, clock, cleanup | [`env`] |
+//! | `Component` | hub, proxy, culler, ...: how each is configured and started | [`component`] |
+//! | `Fault` / `FaultGuard` / `Schedule` | an injected failure, its heal, when it fires | [`fault`] |
+//! | `Workload` | drives the system, records ops | [`workload`] |
+//! | `Recorder` / `History` | append-only events -> `history.jsonl` | [`observe::history`] |
+//! | `RecordingProxy` | the HTTP proxy every client of the hub talks through | [`observe::recorder`] |
+//! | `Sampler` | periodic metrics -> `samples.jsonl` | [`observe::prom`] |
+//! | `Probe` / `SteadyState` | live predicates before and after the run | [`probe`], [`scenario`] |
+//! | `Check` / `Verdict` | pure functions of the history | [`check`] |
+//! | `Scenario` | the declaration | [`scenario`] |
+//! | `Outcome` | Passed / Failed / Deviated / Aborted / Errored / Interrupted / Skipped | [`outcome`] |
+//! | `Report` | run dir, `summary.md` | [`report`] |
+//!
+//! The lifecycle of a run is written once, as numbered steps, in [`runner`].
 #![forbid(unsafe_code)]
 
 pub mod check;
@@ -14,3 +32,28 @@ pub mod env;
 pub mod fault;
 pub mod probe;
 pub mod workload;
+pub mod scenario;
+pub mod toolchain;
+pub mod profile;
+pub mod doctor;
+pub mod outcome;
+pub mod deploy;
+pub mod runner;
+pub mod report;
+
+/// Everything a scenario declaration needs, and nothing that runs things.
+pub mod prelude {
+    pub use std::time::Duration;
+
+    pub use crate::check::{
+        Check, Convergence, Direction, ErrorClass, ErrorResponses, LatencyCeiling, NoProtectedUserHarmed, RateCeiling,
+        Recovery, Restarts, WastedRequests,
+    };
+    pub use crate::component::culler::CullerOptions;
+    pub use crate::component::hub::HubOptions;
+    pub use crate::fault::accumulate_users::{ADMIN, NEVER_STARTED, RUNNING_ACTIVE, RUNNING_IDLE, STOPPED};
+    pub use crate::fault::{AccumulateUsers, FloodApi, KillProcess, PauseProcess, Schedule, Scheduled};
+    pub use crate::probe::{HubAnswers, ServersReachable, UserCountAtMost};
+    pub use crate::scenario::{Deployment, Expectation, Needs, Scenario, SteadyState};
+    pub use crate::workload::{HubLatency, KeepActive, ReachServers};
+}

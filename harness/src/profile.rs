@@ -62,8 +62,8 @@ pub struct ConfigError {
     pub field: String,
     pub message: String,
     /// 1-based line and column, when known.
-    pub line: Option<u64>,
-    pub column: Option<u64>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
     /// The source line, for display.
     pub source_line: Option<String>,
 }
@@ -104,13 +104,13 @@ impl ConfigError {
     }
 }
 
-fn source_line(text: &str, line: u64) -> Option<String> {
+fn source_line(text: &str, line: u32) -> Option<String> {
     text.lines().nth(line.checked_sub(1)? as usize).map(|s| s.trim_end().to_string())
 }
 
 /// Best-effort line of a dotted field path in YAML block style: each key is searched below
 /// the previous one with a deeper indentation. Sequence indices and flow style are skipped.
-fn locate_field(text: &str, field: &str) -> Option<u64> {
+fn locate_field(text: &str, field: &str) -> Option<u32> {
     let lines: Vec<&str> = text.lines().collect();
     let mut from = 0usize;
     let mut min_indent: Option<usize> = None;
@@ -134,7 +134,7 @@ fn locate_field(text: &str, field: &str) -> Option<u64> {
         let (i, indent) = hit?;
         from = i + 1;
         min_indent = Some(indent);
-        found = Some(i as u64 + 1);
+        found = Some(i as u32 + 1);
     }
     found
 }
@@ -158,7 +158,7 @@ pub fn parse_yaml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Con
         let (field, message) = tidy(field, &raw);
         let loc = e.location();
         let (line, column) = match loc {
-            Some(l) => (Some(l.line()), Some(l.column())),
+            Some(l) => (Some(l.line() as u32), Some(l.column() as u32)),
             None => (locate_field(text, &field), None),
         };
         ConfigError {
@@ -214,7 +214,10 @@ fn tidy(mut field: String, raw: &str) -> (String, String) {
     };
     if let Some((name, rest)) = raw.strip_prefix("unknown field ").and_then(quoted) {
         push(&mut field, &name);
-        let rest = rest.replace('`', "");
+        let mut rest = rest.replace('`', "");
+        if let Some(one) = rest.strip_prefix("expected one of ").filter(|r| !r.contains(',')) {
+            rest = format!("expected {one}");
+        }
         let msg = if rest.is_empty() { "unknown field".to_string() } else { format!("unknown field, {rest}") };
         return (field, msg);
     }

@@ -8,6 +8,8 @@ pub mod error_responses;
 pub mod convergence;
 pub mod safety;
 pub mod latency;
+pub mod recovery;
+pub mod restarts;
 #[cfg(test)]
 pub(crate) mod testkit;
 
@@ -18,3 +20,5 @@ pub use error_responses::{ErrorClass, ErrorResponses};
 pub use convergence::{Convergence, Direction};
 pub use safety::NoProtectedUserHarmed;
 pub use latency::LatencyCeiling;
+pub use recovery::Recovery;
+pub use restarts::Restarts;

@@ -7,9 +7,10 @@
 //! active users' servers down.
 //!
 //! Two kinds of evidence:
-//! 1. requests: any 2xx `DELETE` of a server (`/users/{name}/server`, `/users/{name}/servers/{server}`)
-//!    or of the user (`/users/{name}`) naming a protected user, sent after the first `Seeded`
-//!    event (by `client`, if set);
+//! 1. requests: any 2xx `DELETE` of the user (`/users/{name}`) naming a protected user, or of a
+//!    server (`/users/{name}/server`, `/users/{name}/servers/{server}`) of a user of a protected
+//!    `running-*` class, sent after the first `Seeded` event (by `client`, if set). Stopping the
+//!    server of a protected user who runs none (an admin) is waste, not harm;
 //! 2. the snapshot labelled `end`, if the run took one: every protected user must still exist,
 //!    and users of a protected `running-*` class (e.g. `running-active`) must still have their
 //!    default server running or pending. This catches harm no request shows (a spawner that
@@ -91,6 +92,12 @@ impl Check for NoProtectedUserHarmed {
                 || !(200..300).contains(&r.status)
                 || !is_harmful_route(&r.route)
             {
+                continue;
+            }
+            // Stopping a server that is not running harms nobody (that is waste, judged by
+            // `wasted-requests`): a server route is harm only for users whose server runs.
+            let is_server_route = !r.route.ends_with("/users/{name}");
+            if is_server_route && !protected[user] {
                 continue;
             }
             harmful_requests += 1;
@@ -234,6 +241,13 @@ mod tests {
         assert!(r.summary.contains("act1 (default server not running in the end snapshot)"), "{}", r.summary);
         assert!(r.summary.contains("root (missing from the end snapshot)"), "{}", r.summary);
         assert_eq!(r.figures["harmful_requests"], 0.0);
+    }
+
+    #[test]
+    fn stopping_the_server_an_admin_does_not_run_is_waste_not_harm() {
+        let h = history(all(vec![seed(), vec![req(20.0, "culler", "DELETE", SERVER, "root", 204), good_end()]]));
+        let r = culler_safety().check(&h);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.summary);
     }
 
     #[test]

@@ -145,22 +145,26 @@ fn option_key(arg: &str) -> &str {
 impl fmt::Display for CommandSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        let mut word = |f: &mut fmt::Formatter<'_>, w: &str| -> fmt::Result {
+        fn word(f: &mut fmt::Formatter<'_>, first: &mut bool, w: &str) -> fmt::Result {
+            if !*first {
+                f.write_str(" ")?;
+            }
+            *first = false;
+            f.write_str(&shell_quote(w))
+        }
+        for (k, v) in &self.env {
+            let upper = k.to_ascii_uppercase();
+            let secret = ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|s| upper.contains(s));
             if !first {
                 f.write_str(" ")?;
             }
             first = false;
-            f.write_str(&shell_quote(w))
-        };
-        for (k, v) in &self.env {
-            let upper = k.to_ascii_uppercase();
-            let secret = ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|s| upper.contains(s));
-            let v = if secret { "***" } else { v.as_str() };
-            word(f, &format!("{k}={v}"))?;
+            let v = if secret { "***".to_string() } else { shell_quote(v) };
+            write!(f, "{}={v}", shell_quote(k))?;
         }
-        word(f, &self.program.to_string_lossy())?;
+        word(f, &mut first, &self.program.to_string_lossy())?;
         for a in &self.args {
-            word(f, a)?;
+            word(f, &mut first, a)?;
         }
         Ok(())
     }

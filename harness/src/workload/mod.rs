@@ -4,12 +4,14 @@
 
 pub mod hub_latency;
 pub mod keep_active;
+pub mod reach_servers;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use hub_latency::HubLatency;
 pub use keep_active::KeepActive;
+pub use reach_servers::ReachServers;
 
 use crate::env::Env;
 

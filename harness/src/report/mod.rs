@@ -1,0 +1,4 @@
+//! Reports: the run dir (with a `latest` link), `summary.md`, and later the plots.
+
+pub mod run_dir;
+pub mod summary;

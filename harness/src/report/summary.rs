@@ -1,0 +1,109 @@
+//! `summary.md`: what a person reads first. The outcome and why, every check with its
+//! numbers, then the evidence: deploy times, faults, restarts, requests and ops by kind.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::run_dir::RunDir;
+use crate::observe::history::{Event, History, OpResult};
+use crate::runner::RunReport;
+use crate::scenario::{Expectation, Scenario};
+
+pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# {} — {}\n", report.test_name, report.outcome.label());
+    let _ = writeln!(md, "{}\n", scenario.incident.trim());
+    if !report.outcome.detail().is_empty() {
+        let _ = writeln!(md, "**Outcome:** {}\n\n```\n{}\n```\n", report.outcome.label(), report.outcome.detail());
+    }
+    if let Expectation::FailOn { checks, reason } = &scenario.expect {
+        let _ = writeln!(md, "**Expected to fail on exactly:** {} — {reason}\n", checks.join(", "));
+    }
+    let _ = writeln!(md, "## Checks\n\n| check | verdict | summary |\n|---|---|---|");
+    for c in &report.checks {
+        let _ = writeln!(md, "| `{}` | {} | {} |", c.check, c.verdict, c.summary.replace('|', "\\|").replace('\n', " "));
+    }
+    let _ = writeln!(md, "\n### Figures\n");
+    for c in &report.checks {
+        if c.figures.is_empty() {
+            continue;
+        }
+        let figs: Vec<String> = c.figures.iter().map(|(k, v)| format!("{k} = {}", fmt_num(*v))).collect();
+        let _ = writeln!(md, "- `{}`: {}", c.check, figs.join(", "));
+    }
+    if let Some(d) = &report.deploy {
+        let _ = writeln!(
+            md,
+            "\n## Deploy\n\n- seeded {} users in {:.2} s (through the hub's ORM, before it started)\n- proxy ready {:.2} s, hub ready {:.2} s, culler ready {:.2} s; stack ready {:.2} s",
+            d.seeded_users, d.seed_s, d.proxy_ready_s, d.hub_ready_s, d.culler_ready_s, d.stack_ready_s
+        );
+    }
+
+    let _ = writeln!(md, "\n## Timeline\n\n| t (s) | event |\n|---|---|");
+    for e in &history.entries {
+        let line = match &e.event {
+            Event::Phase(p) => format!("phase `{}` {}", p.name, p.detail),
+            Event::Fault(f) => format!("fault `{}` on `{}` {:?} {}", f.kind, f.target, f.phase, f.detail),
+            Event::Restart(r) => format!("**restart** `{}` #{} after {} (back-off {:.1} s)", r.component, r.attempt, r.exit, r.backoff.as_secs_f64()),
+            Event::Snapshot(s) => format!("snapshot `{}`: {} users, {} servers", s.label, s.users.len(), s.users.values().map(Vec::len).sum::<usize>()),
+            _ => continue,
+        };
+        let _ = writeln!(md, "| {:.1} | {} |", e.at.as_secs_f64(), line.replace('|', "\\|").replace('\n', " "));
+    }
+
+    let mut by_kind: BTreeMap<(String, String, String, String), (u64, f64)> = BTreeMap::new();
+    for (_, r) in history.requests() {
+        let e = by_kind.entry((r.client.clone(), r.method.clone(), r.route.clone(), r.status_class())).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(r.latency.as_secs_f64());
+    }
+    let _ = writeln!(md, "\n## Requests through the recorder\n\n| client | method | route | status | count | max latency (s) |\n|---|---|---|---|---|---|");
+    for ((client, method, route, class), (n, max)) in &by_kind {
+        let _ = writeln!(md, "| {client} | {method} | `{route}` | {class} | {n} | {max:.3} |");
+    }
+
+    let mut ops: BTreeMap<(String, String), [u64; 3]> = BTreeMap::new();
+    for (_, o) in history.ops() {
+        let e = ops.entry((o.workload.clone(), o.op.clone())).or_default();
+        e[match o.result {
+            OpResult::Ok => 0,
+            OpResult::Fail => 1,
+            OpResult::Indeterminate => 2,
+        }] += 1;
+    }
+    if !ops.is_empty() {
+        let _ = writeln!(md, "\n## Workload ops\n\n| workload | op | ok | fail | indeterminate |\n|---|---|---|---|---|");
+        for ((w, op), [ok, fail, ind]) in &ops {
+            let _ = writeln!(md, "| {w} | {op} | {ok} | {fail} | {ind} |");
+        }
+    }
+    if !report.restarts.is_empty() {
+        let r: Vec<String> = report.restarts.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+        let _ = writeln!(md, "\n**Restarts by component:** {}", r.join(", "));
+    }
+    if !report.teardown_errors.is_empty() {
+        let _ = writeln!(md, "\n## Teardown problems\n");
+        for e in &report.teardown_errors {
+            let _ = writeln!(md, "- {e}");
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n## Files\n\n`scenario.json`, `outcome.json`, `history.jsonl`, `samples.jsonl`, `logs/<component>.log`\n\nWall time {:.1} s.",
+        report.wall_s
+    );
+    md
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e12 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+pub fn write(run_dir: &RunDir, scenario: &Scenario, report: &RunReport, history: &History) -> anyhow::Result<()> {
+    std::fs::write(run_dir.path.join("summary.md"), render(scenario, report, history))?;
+    Ok(())
+}

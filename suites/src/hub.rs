@@ -1,0 +1,39 @@
+//! The hub and proxy under process faults.
+
+use hubchaos::prelude::*;
+
+/// The proxy pod dies (2018: the proxy was restarted first, suspecting the network). The
+/// proxy restarts empty; the hub must notice and restore the routes, so that every running
+/// server answers through the proxy again. Measures how long that takes.
+pub fn proxy_killed() -> Scenario {
+    let last_activity_interval = Duration::from_secs(5);
+    let mut s = Scenario::new(
+        "hub",
+        "proxy_killed",
+        "The proxy is SIGKILLed mid-run and comes back through its restart policy, with an empty \
+         routing table. The hub re-adds routes when it checks the proxy (every \
+         last_activity_interval); until then users' servers are unreachable.",
+    );
+    s.deploy = Deployment {
+        hub: HubOptions { last_activity_interval, ..HubOptions::default() },
+        culler: None,
+    };
+    s.faults = vec![
+        Scheduled::new(AccumulateUsers { running_active: 3, ..Default::default() }, Schedule::throughout()),
+        Scheduled::new(KillProcess::of("proxy"), Schedule::at(Duration::from_secs(10))),
+    ];
+    s.workloads = vec![Box::new(ReachServers { classes: vec![RUNNING_ACTIVE.into()], every: Duration::from_millis(500) })];
+    s.steady_state = SteadyState {
+        before: vec![Box::new(HubAnswers)],
+        after: vec![Box::new(HubAnswers), Box::new(ServersReachable { at_least: 3 })],
+        recovery: Duration::from_secs(30),
+    };
+    s.duration = Duration::from_secs(40);
+    // Route check every 5 s + restart back-off 0.5 s + a request timeout of slack.
+    s.checks = vec![
+        Box::new(Recovery::new("kill-process", "proxy", "reach-server", last_activity_interval * 2 + Duration::from_secs(3))),
+        Box::new(Restarts::between("proxy", 1, 1)),
+        Box::new(Restarts::between("hub", 0, 0)),
+    ];
+    s.key_figure("recovery", "time_to_recover_s", "s")
+}
