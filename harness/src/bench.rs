@@ -8,12 +8,20 @@
 //!    requests for `round_duration`, alternately direct to the upstream and through the proxy,
 //!    `rounds` times each (alternating so a noisy neighbour hits both sides). Reported: the
 //!    median req/s of each side and their ratio proxied/direct (goal >= [`THROUGHPUT_GOAL`]).
-//! 2. **Latency** (open loop): requests are *sent on a fixed schedule* (`rate` per second for
-//!    `rate_duration`), whether or not earlier ones have returned, so a stalled proxy shows up
-//!    as latency instead of silently lowering the offered load (coordinated omission).
-//!    Latency is measured from the actual send to the end of the body, into an HDR histogram.
-//!    Reported: p50/p90/p99/max per side and the p99 the proxy adds (goal <=
+//! 2. **Latency** (open loop): requests are *sent on a fixed schedule* (`rate` per second),
+//!    whether or not earlier ones have returned, so a stalled proxy shows up as latency
+//!    instead of silently lowering the offered load (coordinated omission). Latency is
+//!    measured from the actual send to the end of the body, into one HDR histogram per side;
+//!    the sides alternate for `rounds` rounds of `rate_duration` each, for the same reason as
+//!    above. Reported: p50/p90/p99/max per side and the p99 the proxy adds (goal <=
 //!    [`ADDED_P99_GOAL`]).
+//!
+//! Also reported: process CPU time per request of each side (from `/proc/self/stat`, in
+//! `USER_HZ` = 100 ticks/s), whose difference is what one request costs the proxy. When the
+//! upstream answers in microseconds, as here, the closed-loop ratio is bounded by CPU: every
+//! proxied request crosses two more loopback sockets, and on 2 cores the proxy competes with
+//! the load generator and the upstream. The CPU cost per request is the number that carries
+//! over to a real run, where the hub takes milliseconds per request.
 //!
 //! The upstream is a trivial hyper server answering `200 ok` at once, so everything measured
 //! beyond it is HTTP + the proxy + the recorder (in memory, as in a run minus the file write).
@@ -84,7 +92,7 @@ pub struct BenchOptions {
     pub rounds: usize,
     /// Requests per second of the open-loop latency phase.
     pub rate: u32,
-    /// Length of one measured latency phase (each side).
+    /// Length of one measured latency round (each side; `rounds` rounds, alternating).
     #[serde(with = "secs")]
     pub rate_duration: Duration,
     /// Unmeasured load before every phase (connections, caches, allocator).
@@ -99,7 +107,7 @@ impl Default for BenchOptions {
             round_duration: Duration::from_secs(3),
             rounds: 3,
             rate: 1_000,
-            rate_duration: Duration::from_secs(3),
+            rate_duration: Duration::from_secs(1),
             warmup: Duration::from_millis(300),
         }
     }
@@ -145,6 +153,14 @@ pub struct ThroughputReport {
     pub proxied_rps: Vec<f64>,
     pub direct_median_rps: f64,
     pub proxied_median_rps: f64,
+    /// Median process CPU time per request (warmup included) of each side.
+    #[serde(with = "secs")]
+    pub direct_cpu_per_request: Duration,
+    #[serde(with = "secs")]
+    pub proxied_cpu_per_request: Duration,
+    /// proxied - direct: what one request costs the proxy and the recorder.
+    #[serde(with = "secs")]
+    pub proxy_cpu_per_request: Duration,
     /// proxied / direct medians.
     pub ratio: f64,
     pub goal: f64,
@@ -217,8 +233,16 @@ impl BenchReport {
         );
         let _ = writeln!(
             s,
-            "### Latency: open loop, {} req/s for {} per side\n",
+            "Process CPU per request: direct {}, proxied {}: the proxy costs **{}** of CPU per request.\n",
+            fmt_duration(t.direct_cpu_per_request),
+            fmt_duration(t.proxied_cpu_per_request),
+            fmt_duration(t.proxy_cpu_per_request)
+        );
+        let _ = writeln!(
+            s,
+            "### Latency: open loop, {} req/s, {} rounds of {} alternating\n",
             l.rate,
+            o.rounds,
             fmt_duration(o.rate_duration)
         );
         let _ = writeln!(s, "| | sent | ok | errors | dropped | p50 | p90 | p99 | max |");
@@ -282,30 +306,44 @@ pub async fn recorder_bench(opts: BenchOptions) -> anyhow::Result<BenchReport> {
 
     let mut direct_rps = Vec::new();
     let mut proxied_rps = Vec::new();
+    let mut direct_cpu = Vec::new();
+    let mut proxied_cpu = Vec::new();
     let mut errors = 0;
     for _ in 0..opts.rounds {
-        for (addr, out) in [(direct, &mut direct_rps), (proxied, &mut proxied_rps)] {
+        for addr in [direct, proxied] {
             let (c, w, d) = (opts.concurrency, opts.warmup, opts.round_duration);
+            let cpu_before = process_cpu();
             let r = on_own_thread("bench-load", move || closed_loop(addr, c, w, d)).await?;
+            let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+            let cpu_per_request = cpu.map_or(0.0, |cpu| cpu.as_secs_f64() / r.sent.max(1) as f64);
             if addr == proxied {
                 proxied_sent.fetch_add(r.sent, Ordering::Relaxed);
+                proxied_rps.push(r.rps);
+                proxied_cpu.push(cpu_per_request);
+            } else {
+                direct_rps.push(r.rps);
+                direct_cpu.push(cpu_per_request);
             }
-            out.push(r.rps);
             errors += r.errors;
         }
     }
 
-    let mut latencies = Vec::new();
-    for addr in [direct, proxied] {
-        let (rate, w, d) = (opts.rate, opts.warmup, opts.rate_duration);
-        let r = on_own_thread("bench-load", move || open_loop(addr, rate, w, d)).await?;
-        if addr == proxied {
-            proxied_sent.fetch_add(r.total_sent, Ordering::Relaxed);
+    let mut direct_lat = OpenLoop::new();
+    let mut proxied_lat = OpenLoop::new();
+    for _ in 0..opts.rounds {
+        for addr in [direct, proxied] {
+            let (rate, w, d) = (opts.rate, opts.warmup, opts.rate_duration);
+            let r = on_own_thread("bench-load", move || open_loop(addr, rate, w, d)).await?;
+            if addr == proxied {
+                proxied_sent.fetch_add(r.total_sent, Ordering::Relaxed);
+                proxied_lat.merge(&r);
+            } else {
+                direct_lat.merge(&r);
+            }
         }
-        latencies.push(r.summary);
     }
-    let proxied_lat = latencies.pop().expect("two phases");
-    let direct_lat = latencies.pop().expect("two phases");
+    let direct_lat = direct_lat.summary();
+    let proxied_lat = proxied_lat.summary();
 
     // Records land when response bodies end, a moment after the client saw them.
     let sent = proxied_sent.load(Ordering::Relaxed);
@@ -320,6 +358,8 @@ pub async fn recorder_bench(opts: BenchOptions) -> anyhow::Result<BenchReport> {
 
     let direct_median_rps = median(&direct_rps);
     let proxied_median_rps = median(&proxied_rps);
+    let direct_cpu_per_request = Duration::from_secs_f64(median(&direct_cpu));
+    let proxied_cpu_per_request = Duration::from_secs_f64(median(&proxied_cpu));
     let ratio = if direct_median_rps > 0.0 { proxied_median_rps / direct_median_rps } else { 0.0 };
     let added_p50 = proxied_lat.p50.saturating_sub(direct_lat.p50);
     let added_p99 = proxied_lat.p99.saturating_sub(direct_lat.p99);
@@ -332,6 +372,9 @@ pub async fn recorder_bench(opts: BenchOptions) -> anyhow::Result<BenchReport> {
             proxied_rps,
             direct_median_rps,
             proxied_median_rps,
+            direct_cpu_per_request,
+            proxied_cpu_per_request,
+            proxy_cpu_per_request: proxied_cpu_per_request.saturating_sub(direct_cpu_per_request),
             ratio,
             goal: THROUGHPUT_GOAL,
             met: ratio >= THROUGHPUT_GOAL,
@@ -364,6 +407,20 @@ fn describe_runtime() -> String {
         Err(_) => "none".to_string(),
     };
     format!("proxy on the caller's tokio {proxy}; upstream and load generator each on their own thread (current_thread)")
+}
+
+/// User + system CPU time of this process so far, from `/proc/self/stat` (fields 14 and 15,
+/// in `USER_HZ` ticks, 100 per second on Linux). `None` where there is no procfs.
+fn process_cpu() -> Option<Duration> {
+    const USER_HZ: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may contain spaces; fields after it are space-separated.
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_comm.split(' ').collect();
+    // after_comm starts at field 3, so field N is at index N - 3.
+    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
 }
 
 fn median(xs: &[f64]) -> f64 {
@@ -505,19 +562,62 @@ async fn closed_loop(addr: SocketAddr, concurrency: usize, warmup: Duration, dur
     ClosedLoop { rps: counted as f64 / duration.as_secs_f64(), sent, errors }
 }
 
+/// One side's open-loop results, merged over rounds.
 struct OpenLoop {
-    summary: LatencySummary,
+    histogram: Histogram<u64>,
+    /// Requests the schedule sent in measured windows.
+    sent: u64,
+    ok: u64,
+    errors: u64,
+    dropped: u64,
     /// Every request sent, warmup included.
     total_sent: u64,
+}
+
+impl OpenLoop {
+    fn new() -> Self {
+        Self {
+            histogram: Histogram::new_with_bounds(1, HISTOGRAM_MAX.as_micros() as u64, 3)
+                .expect("valid histogram bounds"),
+            sent: 0,
+            ok: 0,
+            errors: 0,
+            dropped: 0,
+            total_sent: 0,
+        }
+    }
+
+    fn merge(&mut self, other: &OpenLoop) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.histogram.add(&other.histogram);
+        self.sent += other.sent;
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.dropped += other.dropped;
+        self.total_sent += other.total_sent;
+    }
+
+    fn summary(&self) -> LatencySummary {
+        let h = &self.histogram;
+        let at = |q: f64| if h.is_empty() { Duration::ZERO } else { Duration::from_micros(h.value_at_quantile(q)) };
+        LatencySummary {
+            sent: self.sent,
+            ok: self.ok,
+            errors: self.errors,
+            dropped: self.dropped,
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: if h.is_empty() { Duration::ZERO } else { Duration::from_micros(h.max()) },
+        }
+    }
 }
 
 async fn open_loop(addr: SocketAddr, rate: u32, warmup: Duration, duration: Duration) -> OpenLoop {
     let client = load_client();
     let uri = uri_for(addr);
     let interval = Duration::from_secs(1) / rate;
-    let histogram = Arc::new(Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, HISTOGRAM_MAX.as_micros() as u64, 3).expect("valid histogram bounds"),
-    ));
+    let histogram = Arc::new(Mutex::new(OpenLoop::new().histogram));
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let in_flight = Arc::new(AtomicU64::new(0));
@@ -564,19 +664,13 @@ async fn open_loop(addr: SocketAddr, rate: u32, warmup: Duration, duration: Dura
     }
     while tasks.join_next().await.is_some() {}
 
-    let h = histogram.lock().expect("histogram poisoned");
-    let at = |q: f64| if h.is_empty() { Duration::ZERO } else { Duration::from_micros(h.value_at_quantile(q)) };
+    let histogram = std::mem::replace(&mut *histogram.lock().expect("histogram poisoned"), OpenLoop::new().histogram);
     OpenLoop {
-        summary: LatencySummary {
-            sent,
-            ok: ok.load(Ordering::Relaxed),
-            errors: errors.load(Ordering::Relaxed),
-            dropped,
-            p50: at(0.50),
-            p90: at(0.90),
-            p99: at(0.99),
-            max: if h.is_empty() { Duration::ZERO } else { Duration::from_micros(h.max()) },
-        },
+        histogram,
+        sent,
+        ok: ok.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        dropped,
         total_sent,
     }
 }
@@ -589,7 +683,7 @@ mod tests {
         BenchOptions {
             concurrency: 2,
             round_duration: Duration::from_millis(200),
-            rounds: 1,
+            rounds: 2,
             rate: 200,
             rate_duration: Duration::from_millis(200),
             warmup: Duration::from_millis(50),
@@ -601,7 +695,7 @@ mod tests {
     async fn bench_smoke_produces_numbers() {
         let report = recorder_bench(tiny()).await.unwrap();
         let t = &report.throughput;
-        assert_eq!((t.direct_rps.len(), t.proxied_rps.len()), (1, 1));
+        assert_eq!((t.direct_rps.len(), t.proxied_rps.len()), (2, 2));
         assert!(t.direct_median_rps > 0.0 && t.proxied_median_rps > 0.0, "{t:?}");
         assert!(t.ratio > 0.0);
         assert_eq!(t.errors, 0);
@@ -639,6 +733,18 @@ mod tests {
         assert_eq!(median(&[]), 0.0);
     }
 
+    #[test]
+    fn process_cpu_is_readable_and_grows() {
+        let before = process_cpu().expect("procfs");
+        let spin = Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(60) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(process_cpu().unwrap() > before);
+    }
+
     /// The full benchmark with the default options (about 30 s). Run with
     /// `cargo test --release -p hubchaos --lib bench::tests::full -- --ignored --nocapture`.
     #[tokio::test(flavor = "multi_thread")]
@@ -647,5 +753,25 @@ mod tests {
         let report = recorder_bench(BenchOptions::default()).await.unwrap();
         println!("{}", report.to_markdown());
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    }
+}
+#[cfg(test)]
+mod experiment {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "experiment"]
+    async fn proxied_only_mt() { proxied_only().await }
+    #[tokio::test(flavor = "current_thread")]
+    #[ignore = "experiment"]
+    async fn proxied_only_ct() { proxied_only().await }
+    async fn proxied_only() {
+        let upstream = TrivialUpstream::start().unwrap();
+        let recorder = Recorder::in_memory(Instant::now());
+        let proxy = RecordingProxy::start("u", Upstream::Tcp(upstream.addr), recorder.clone()).unwrap();
+        let proxied = proxy.listen("bench").unwrap();
+        let cpu0 = process_cpu();
+        let r = on_own_thread("bench-load", move || closed_loop(proxied, 4, Duration::from_millis(100), Duration::from_secs(5))).await.unwrap();
+        let cpu = process_cpu().unwrap() - cpu0.unwrap();
+        println!("rps {} cpu/req {:?}", r.rps, cpu / r.sent as u32);
     }
 }

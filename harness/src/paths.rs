@@ -18,7 +18,7 @@ pub fn fixtures_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("HUBCHAOS_FIXTURES") {
         return PathBuf::from(p);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures")
+    workspace_root().join("fixtures")
 }
 
 /// `target/hubchaos/runs` of this workspace. `$HUBCHAOS_RUNS` overrides.
@@ -28,11 +28,17 @@ pub fn runs_root() -> PathBuf {
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
+        .unwrap_or_else(|| workspace_root().join("target"));
     target.join("hubchaos").join("runs")
 }
 
 /// Markers of runs in progress; a marker whose harness died is swept by the next run.
 pub fn active_runs_dir() -> PathBuf {
     hubchaos_home().join("active")
+}
+
+/// The workspace this binary was built from (the parent of the `harness` crate).
+pub fn workspace_root() -> PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(std::path::Path::to_path_buf).unwrap_or_else(|| manifest.to_path_buf())
 }

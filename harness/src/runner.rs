@@ -6,9 +6,11 @@
 //! 3. deploy the components (seed the hub's database first, for faults that need it) and
 //!    await each one's readiness, bounded;
 //! 4. steady state before (fail => Aborted: the environment was not healthy);
-//! 5. start samplers; inject the faults due at the start of the window; start the workloads and
-//!    the rest of the fault schedule, all under one cancellation token;
-//! 6. stop at the deadline (or on SIGINT/SIGTERM => Interrupted); snapshot the hub's state;
+//! 5. start samplers; open the workload window; inject the faults due at its start (the setup:
+//!    users that piled up, servers running); then start the workloads and the rest of the fault
+//!    schedule, all under one cancellation token, timed from the end of the setup;
+//! 6. stop at the deadline (`duration` after the setup; SIGINT/SIGTERM => Interrupted);
+//!    snapshot the hub's state;
 //! 7. heal every live fault;
 //! 8. steady state after, within the recovery window (fail => Deviated);
 //! 9. collect logs (each component's output is already in `logs/`);
@@ -346,6 +348,10 @@ async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profil
     if !errors.is_empty() {
         out.outcome = Some(Outcome::Errored(format!("injecting faults failed: {}", errors.join("; "))));
     }
+    // The faults due at the start are the setup (users that piled up, servers running): the
+    // rest of the schedule and the deadline count from when it is in place.
+    rec.phase("setup-done", format!("after {:.1} s", window_start.elapsed().as_secs_f64()));
+    let window_start = Instant::now();
 
     let mut workload_futs = Vec::new();
     if out.outcome.is_none() {
@@ -390,7 +396,7 @@ async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profil
     };
     // 6. run until the deadline; workloads and timed faults stop with the window.
     let (_, fault_errs, workload_errs) = tokio::join!(deadline, timed_faults, async {
-        let r = tokio::time::timeout(scenario.duration + WORKLOAD_STOP_WITHIN, workloads).await;
+        let r = tokio::time::timeout(scenario.duration + WORKLOAD_STOP_WITHIN * 2, workloads).await;
         r.unwrap_or_else(|_| vec!["workloads did not stop in time".into()])
     });
     rec.phase(WORKLOAD_STOP, format!("after {:.1} s", window_start.elapsed().as_secs_f64()));

@@ -2,3 +2,4 @@
 
 pub mod run_dir;
 pub mod summary;
+pub mod table;

@@ -1,0 +1,54 @@
+# hubchaos — see README.md. Every target installs what it needs (Debian packages, the pinned
+# Python/npm components) and leaves nothing running.
+
+CARGO ?= cargo
+# One run id for every scenario of one `make` invocation: runs/<id>/<scenario>/.
+HUBCHAOS_RUN_GROUP ?= $(shell date -u +%Y%m%dT%H%M%SZ)-make
+export HUBCHAOS_RUN_GROUP
+NEXTEST_PROFILE ?= ci
+HUBCHAOS = $(CARGO) run --quiet -p hubchaos --
+
+.PHONY: test test-chaos unit deps doctor env sweep bench report
+
+## test: unit tests + every local scenario (what CI runs), then the table of the run.
+test: deps
+	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE); status=$$?; \
+	  $(HUBCHAOS) report $(HUBCHAOS_RUN_GROUP) || true; exit $$status
+
+## test-chaos: every chaos scenario on the default (local) backend, then the table.
+test-chaos: deps
+	$(CARGO) nextest run -p hubchaos-suites --test scenarios --profile $(NEXTEST_PROFILE) --run-ignored all; status=$$?; \
+	  $(HUBCHAOS) report $(HUBCHAOS_RUN_GROUP) || true; exit $$status
+
+## unit: the harness's own tests only (no real components).
+unit: deps
+	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE) -E 'not binary(scenarios)'
+
+## deps: Debian packages and tools the harness needs (idempotent; root installs, others are told).
+deps:
+	@missing=""; \
+	  command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	  command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    else echo "missing Debian packages:$$missing — run: sudo apt-get install$$missing" >&2; exit 2; fi; \
+	  fi
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+
+doctor:
+	$(HUBCHAOS) doctor
+
+env:
+	$(HUBCHAOS) env
+
+## sweep: end what killed runs left behind (processes, mounts), by their markers.
+sweep:
+	$(HUBCHAOS) sweep
+
+## bench: the recording proxy against a direct connection.
+bench:
+	$(CARGO) run --release --quiet -p hubchaos -- bench
+
+report:
+	$(HUBCHAOS) report
