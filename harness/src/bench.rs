@@ -118,11 +118,9 @@ impl BenchOptions {
         anyhow::ensure!((1..=MAX_CONCURRENCY).contains(&self.concurrency), "concurrency must be 1..={MAX_CONCURRENCY}");
         anyhow::ensure!((1..=MAX_ROUNDS).contains(&self.rounds), "rounds must be 1..={MAX_ROUNDS}");
         anyhow::ensure!((1..=MAX_RATE).contains(&self.rate), "rate must be 1..={MAX_RATE} req/s");
-        for (name, d) in [
-            ("round_duration", self.round_duration),
-            ("rate_duration", self.rate_duration),
-            ("warmup", self.warmup),
-        ] {
+        for (name, d) in
+            [("round_duration", self.round_duration), ("rate_duration", self.rate_duration), ("warmup", self.warmup)]
+        {
             anyhow::ensure!(d <= MAX_PHASE, "{name} must be at most {MAX_PHASE:?}");
         }
         anyhow::ensure!(!self.round_duration.is_zero() && !self.rate_duration.is_zero(), "phases must not be empty");
@@ -406,7 +404,9 @@ fn describe_runtime() -> String {
         }
         Err(_) => "none".to_string(),
     };
-    format!("proxy on the caller's tokio {proxy}; upstream and load generator each on their own thread (current_thread)")
+    format!(
+        "proxy on the caller's tokio {proxy}; upstream and load generator each on their own thread (current_thread)"
+    )
 }
 
 /// User + system CPU time of this process so far, from `/proc/self/stat` (fields 14 and 15,
@@ -753,25 +753,5 @@ mod tests {
         let report = recorder_bench(BenchOptions::default()).await.unwrap();
         println!("{}", report.to_markdown());
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
-    }
-}
-#[cfg(test)]
-mod experiment {
-    use super::*;
-    #[tokio::test(flavor = "multi_thread")]
-    #[ignore = "experiment"]
-    async fn proxied_only_mt() { proxied_only().await }
-    #[tokio::test(flavor = "current_thread")]
-    #[ignore = "experiment"]
-    async fn proxied_only_ct() { proxied_only().await }
-    async fn proxied_only() {
-        let upstream = TrivialUpstream::start().unwrap();
-        let recorder = Recorder::in_memory(Instant::now());
-        let proxy = RecordingProxy::start("u", Upstream::Tcp(upstream.addr), recorder.clone()).unwrap();
-        let proxied = proxy.listen("bench").unwrap();
-        let cpu0 = process_cpu();
-        let r = on_own_thread("bench-load", move || closed_loop(proxied, 4, Duration::from_millis(100), Duration::from_secs(5))).await.unwrap();
-        let cpu = process_cpu().unwrap() - cpu0.unwrap();
-        println!("rps {} cpu/req {:?}", r.rps, cpu / r.sent as u32);
     }
 }

@@ -51,9 +51,11 @@ pub mod prelude {
     };
     pub use crate::component::culler::CullerOptions;
     pub use crate::component::hub::HubOptions;
+    pub use crate::observe::hub_state::{ACTIVE_SERVERS, HUB_API};
     pub use crate::fault::accumulate_users::{ADMIN, NEVER_STARTED, RUNNING_ACTIVE, RUNNING_IDLE, STOPPED};
     pub use crate::fault::{AccumulateUsers, FloodApi, KillProcess, PauseProcess, Schedule, Scheduled};
     pub use crate::probe::{HubAnswers, ServersReachable, UserCountAtMost};
     pub use crate::scenario::{Deployment, Expectation, Needs, Scenario, SteadyState};
     pub use crate::workload::{HubLatency, KeepActive, ReachServers};
 }
+pub mod startup_bench;

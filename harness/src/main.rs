@@ -20,6 +20,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchKind {
+    Recorder,
+    Startup,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// List every prerequisite, what is missing and how to fix it.
@@ -40,11 +46,17 @@ enum Command {
     },
     /// End what abandoned runs left behind (processes, mounts), found by their markers.
     Sweep,
-    /// Measure the recording proxy against a direct connection.
+    /// Measure the recording proxy against a direct connection (`recorder`), or the stack's
+    /// start against a bare jupyterhub (`startup`).
     Bench {
-        /// Length of each measured round in seconds.
+        #[arg(value_enum, default_value = "recorder")]
+        what: BenchKind,
+        /// Length of each measured round in seconds (recorder).
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+        /// Rounds (startup).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
 }
 
@@ -150,7 +162,20 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Command::Bench { seconds } => {
+        Command::Bench { what: BenchKind::Startup, rounds, .. } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+            match rt.block_on(hubchaos::startup_bench::startup_bench(*rounds)) {
+                Ok(r) => {
+                    print!("{}", r.to_markdown());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hubchaos: bench failed: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bench { what: BenchKind::Recorder, seconds, .. } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
             let opts = hubchaos::bench::BenchOptions {
                 round_duration: std::time::Duration::from_secs(*seconds),

@@ -7,8 +7,9 @@
 //!    await each one's readiness, bounded;
 //! 4. steady state before (fail => Aborted: the environment was not healthy);
 //! 5. start samplers; open the workload window; inject the faults due at its start (the setup:
-//!    users that piled up, servers running); then start the workloads and the rest of the fault
-//!    schedule, all under one cancellation token, timed from the end of the setup;
+//!    users that piled up, servers running); snapshot the hub's state; start the culler (it
+//!    arrives at a hub where users piled up, as in 2018); then start the workloads and the rest
+//!    of the fault schedule, all under one cancellation token, timed from the end of the setup;
 //! 6. stop at the deadline (`duration` after the setup; SIGINT/SIGTERM => Interrupted);
 //!    snapshot the hub's state;
 //! 7. heal every live fault;
@@ -31,10 +32,11 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::local::LocalBackend;
 use crate::backend::Backend;
 use crate::check::{run_check, CheckResult};
-use crate::deploy::{deploy_hub_stack, DeployTimings};
+use crate::deploy::{deploy_culler, deploy_hub_stack, DeployTimings};
 use crate::env::Env;
 use crate::fault::{DeployPlan, FaultGuard};
-use crate::observe::history::{Event, Recorder, WORKLOAD_START, WORKLOAD_STOP};
+use crate::observe::history::{Event, Recorder, SETUP_DONE, WORKLOAD_START, WORKLOAD_STOP};
+use crate::observe::hub_state::HubStateSampler;
 use crate::observe::prom::PromSampler;
 use crate::observe::samples::SampleSink;
 use crate::outcome::Outcome;
@@ -317,14 +319,15 @@ async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profil
             }
             .run(rec.clone(), env.samples.clone(), samplers_stop.clone()),
         ));
+        samplers.push(tokio::spawn(
+            HubStateSampler { hub: hub.hub_addr, token: hub.harness_token.clone(), every: SAMPLE_EVERY * 2 }.run(
+                rec.clone(),
+                env.samples.clone(),
+                samplers_stop.clone(),
+            ),
+        ));
     }
     rec.phase(WORKLOAD_START, "");
-    if let Ok(api) = env.hub_api("harness").await {
-        match api.snapshot(WORKLOAD_START).await {
-            Ok(s) => rec.record(Event::Snapshot(s)),
-            Err(e) => tracing::warn!("snapshot at workload start failed: {e:#}"),
-        }
-    }
     let window_start = Instant::now();
     let guards: Arc<tokio::sync::Mutex<Vec<FaultGuard>>> = Arc::default();
     let mut fault_tasks = Vec::new();
@@ -350,8 +353,27 @@ async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profil
     }
     // The faults due at the start are the setup (users that piled up, servers running): the
     // rest of the schedule and the deadline count from when it is in place.
-    rec.phase("setup-done", format!("after {:.1} s", window_start.elapsed().as_secs_f64()));
+    // The state the window starts from (the snapshot precedes the phase marker, so checks that
+    // look for "the last snapshot at or before the window start" find it).
+    if let Ok(api) = env.hub_api("harness").await {
+        match api.snapshot(SETUP_DONE).await {
+            Ok(s) => rec.record(Event::Snapshot(s)),
+            Err(e) => tracing::warn!("snapshot after the setup failed: {e:#}"),
+        }
+    }
+    rec.phase(SETUP_DONE, format!("after {:.1} s", window_start.elapsed().as_secs_f64()));
     let window_start = Instant::now();
+    if let (Some(culler), None) = (&scenario.deploy.culler, &out.outcome) {
+        match deploy_culler(env, culler, toolchain, profile).await {
+            Ok(t) => {
+                if let Some(d) = out.deploy.as_mut() {
+                    d.culler_ready_s = t;
+                    d.stack_ready_s += t;
+                }
+            }
+            Err(e) => out.outcome = Some(Outcome::Errored(format!("deploying the culler failed: {e:#}"))),
+        }
+    }
 
     let mut workload_futs = Vec::new();
     if out.outcome.is_none() {

@@ -86,6 +86,9 @@ pub struct Scenario {
     pub key_figure: Option<KeyFigure>,
     /// Heavy scenarios run one at a time (the machine has 2 cores).
     pub heavy: bool,
+    /// Long scenarios (many minutes) are left out of `make test` (listed as ignored) and run
+    /// by `make test-chaos`, which includes ignored trials.
+    pub long: bool,
 }
 
 impl Scenario {
@@ -104,6 +107,7 @@ impl Scenario {
             expect: Expectation::Pass,
             key_figure: None,
             heavy: true,
+            long: false,
         }
     }
 

@@ -11,6 +11,7 @@ use hubchaos::scenario::Scenario;
 pub fn catalogue() -> Vec<fn() -> Scenario> {
     vec![
         culler::flood_replay,
+        culler::overlapping_rounds,
         culler::accumulated_users_at_scale,
         hub::proxy_killed,
         controls::flood_is_caught,

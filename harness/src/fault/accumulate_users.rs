@@ -4,13 +4,16 @@
 //!
 //! Users without a running server are written into the hub's database before it starts (as
 //! after a restart; the REST API is too slow for thousands). Running servers are real: the
-//! fault starts them through the hub API and then sets their activity into the past.
+//! fault starts them through the hub API. Their activity cannot be set into the past: the hub
+//! stamps a server's activity when it starts and keeps only newer timestamps from the activity
+//! API. So idle servers are started first and the fault waits until they have been idle for
+//! `settle` (the culler's timeout plus a margin) before it is in place.
 //!
 //! Nothing to heal: the accumulated users are what the culler is judged on. Every user is
 //! recorded by class (`Seeded`), so checks know who must go and who must stay.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -50,6 +53,8 @@ pub struct AccumulateUsers {
     pub stopped_named_per_user: usize,
     /// Of the `running-idle` users, how many also run an idle named server `idle-1`.
     pub running_idle_named: usize,
+    /// How long the idle servers must have been idle when the fault is in place.
+    pub settle: Duration,
 }
 
 impl Default for AccumulateUsers {
@@ -64,6 +69,7 @@ impl Default for AccumulateUsers {
             idle_for: Duration::from_secs(24 * 3600),
             stopped_named_per_user: 0,
             running_idle_named: 0,
+            settle: Duration::ZERO,
         }
     }
 }
@@ -145,25 +151,18 @@ impl Fault for AccumulateUsers {
         if !running.is_empty() {
             api.create_users(&running).await?;
         }
-        let mut servers: Vec<(String, String)> = running.iter().map(|u| (u.clone(), String::new())).collect();
-        servers.extend(idle.iter().take(self.running_idle_named).map(|u| (u.clone(), "idle-1".to_string())));
-        futures::stream::iter(servers.iter().cloned())
-            .map(|(user, server)| {
-                let api = api.clone();
-                async move {
-                    api.start_server(&user, &server).await.with_context(|| format!("starting {user}/{server}"))?;
-                    api.wait_ready(&user, &server, READY_WITHIN).await?;
-                    anyhow::Ok(())
-                }
-            })
-            .buffer_unordered(START_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        let long_ago = SystemTime::now() - self.idle_for;
-        for user in &idle {
-            let named: Vec<&str> =
-                if self.running_idle_named > 0 && classes.named_servers.contains_key(user) { vec!["", "idle-1"] } else { vec![""] };
-            api.post_activity(user, &named, long_ago).await?;
+        // Idle servers first, so they are the oldest; then the active ones.
+        let mut idle_servers: Vec<(String, String)> = idle.iter().map(|u| (u.clone(), String::new())).collect();
+        idle_servers.extend(idle.iter().take(self.running_idle_named).map(|u| (u.clone(), "idle-1".to_string())));
+        let active_servers: Vec<(String, String)> = active.iter().map(|u| (u.clone(), String::new())).collect();
+        start_all(&api, &idle_servers).await?;
+        let idle_since = tokio::time::Instant::now();
+        start_all(&api, &active_servers).await?;
+        if !idle_servers.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(idle_since + self.settle) => {}
+                _ = env.cancel.cancelled() => anyhow::bail!("cancelled while idle servers settle"),
+            }
         }
         Ok(FaultGuard::nothing_to_heal(
             self.kind(),
@@ -180,6 +179,24 @@ impl Fault for AccumulateUsers {
             &env.recorder,
         ))
     }
+}
+
+/// Start servers (a few at a time: each is a real jupyterhub-singleuser process) and wait
+/// until each is ready.
+async fn start_all(api: &crate::component::hub_api::HubApi, servers: &[(String, String)]) -> anyhow::Result<()> {
+    futures::stream::iter(servers.iter().cloned())
+        .map(|(user, server)| {
+            let api = api.clone();
+            async move {
+                api.start_server(&user, &server).await.with_context(|| format!("starting {user}/{server}"))?;
+                api.wait_ready(&user, &server, READY_WITHIN).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(START_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

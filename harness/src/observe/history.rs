@@ -184,6 +184,9 @@ pub struct PhaseEvent {
 }
 
 pub const WORKLOAD_START: &str = "workload-start";
+/// The faults due at the start (the setup: users that piled up, servers running) are in place;
+/// the judged window opens here.
+pub const SETUP_DONE: &str = "setup-done";
 pub const WORKLOAD_STOP: &str = "workload-stop";
 
 /// The recorded events of a run, sorted by time, plus the periodic samples.
@@ -288,9 +291,10 @@ impl History {
         })
     }
 
-    /// The workload window: from `workload-start` to `workload-stop` (or the last event).
+    /// The judged window: from `setup-done` (or, without a setup, `workload-start`) to
+    /// `workload-stop` (or the last event).
     pub fn workload_window(&self) -> Option<(Duration, Duration)> {
-        let start = self.phase(WORKLOAD_START)?;
+        let start = self.phase(SETUP_DONE).or_else(|| self.phase(WORKLOAD_START))?;
         let end = self
             .phase(WORKLOAD_STOP)
             .or_else(|| self.entries.last().map(|e| e.at))

@@ -6,3 +6,4 @@ pub mod samples;
 pub mod routes;
 pub mod recorder;
 pub mod prom;
+pub mod hub_state;

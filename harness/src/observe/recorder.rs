@@ -153,8 +153,8 @@ impl RecordingProxy {
     pub fn listen_unix(&self, client: &str, path: &Path) -> anyhow::Result<()> {
         let runtime = self.runtime_for(client)?;
         let _enter = runtime.enter();
-        let listener = UnixListener::bind(path)
-            .with_context(|| format!("binding a recording listener on {}", path.display()))?;
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("binding a recording listener on {}", path.display()))?;
         self.spawn_listener(&runtime, Listener::Unix(listener, path.to_path_buf()), client);
         tracing::debug!(client, path = %path.display(), upstream = %self.shared.upstream, "recording listener");
         Ok(())
@@ -821,7 +821,8 @@ mod tests {
         tx.send(Bytes::from_static(b"first")).await.unwrap();
         let mut resp = http().get(format!("http://{listen}/stream")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        let first = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.expect("first chunk forwarded").unwrap();
+        let first =
+            tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.expect("first chunk forwarded").unwrap();
         assert_eq!(first.as_deref(), Some(&b"first"[..]));
         // The response is still open: nothing recorded yet.
         tokio::time::sleep(Duration::from_millis(100)).await;

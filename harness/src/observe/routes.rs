@@ -437,10 +437,7 @@ mod tests {
                 "/hub/api/users/alice/servers/lab",
                 r("/hub/api/users/{name}/servers/{server}", Some("alice"), Some("lab")),
             ),
-            (
-                "/hub/api/users/alice/servers/",
-                r("/hub/api/users/{name}/servers/{server}", Some("alice"), Some("")),
-            ),
+            ("/hub/api/users/alice/servers/", r("/hub/api/users/{name}/servers/{server}", Some("alice"), Some(""))),
             (
                 "/hub/api/users/alice/servers/lab/progress",
                 r("/hub/api/users/{name}/servers/{server}/progress", Some("alice"), Some("lab")),
@@ -460,10 +457,7 @@ mod tests {
 
     #[test]
     fn user_names_are_percent_decoded() {
-        check(
-            "/hub/api/users/a%40b.org/server",
-            r("/hub/api/users/{name}/server", Some("a@b.org"), Some("")),
-        );
+        check("/hub/api/users/a%40b.org/server", r("/hub/api/users/{name}/server", Some("a@b.org"), Some("")));
         check(
             "/hub/api/users/j%C3%BCrgen/servers/my%20lab",
             r("/hub/api/users/{name}/servers/{server}", Some("jürgen"), Some("my lab")),
@@ -497,10 +491,7 @@ mod tests {
         check("/hub/api/groups/g/properties", r("/hub/api/groups/{group}/properties", None, None));
         check("/hub/api/services/culler", r("/hub/api/services/{service}", None, None));
         check("/hub/api/proxy?offset=10", r("/hub/api/proxy", None, None));
-        check(
-            "/hub/api/authorizations/token/sekrit",
-            r("/hub/api/authorizations/token/{token}", None, None),
-        );
+        check("/hub/api/authorizations/token/sekrit", r("/hub/api/authorizations/token/{token}", None, None));
         check(
             "/hub/api/authorizations/cookie/jupyterhub-services/abc",
             r("/hub/api/authorizations/cookie/{cookie}/{value}", None, None),
@@ -534,10 +525,7 @@ mod tests {
     #[test]
     fn unknown_user_subroutes_do_not_leak_the_name() {
         check("/hub/api/users/alice/newthing", r("/hub/api/users/{name}/newthing", Some("alice"), None));
-        check(
-            "/hub/api/users/alice/newthing/12/x",
-            r("/hub/api/users/{name}/newthing/{id}/x", Some("alice"), None),
-        );
+        check("/hub/api/users/alice/newthing/12/x", r("/hub/api/users/{name}/newthing/{id}/x", Some("alice"), None));
         for path in ["/hub/api/users/alice/a/b/c", "/hub/spawn/alice", "/user/alice/x/y", "/hub/user/alice"] {
             assert!(!classify(path).template.contains("alice"), "{path}");
         }
@@ -646,10 +634,7 @@ mod tests {
                 })
                 .collect();
             let got = classify(&path);
-            let first = COMPILED
-                .iter()
-                .position(|o| matches(&o.segs, &split(&path), 0, &mut Caps::default()))
-                .unwrap();
+            let first = COMPILED.iter().position(|o| matches(&o.segs, &split(&path), 0, &mut Caps::default())).unwrap();
             assert_eq!(first, idx, "rule {} is shadowed by {}", c.rule.pattern, COMPILED[first].rule.pattern);
             assert!(!got.template.contains("someone"), "{path} -> {}", got.template);
         }

@@ -41,22 +41,28 @@ impl Workload for KeepActive {
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => return Ok(()),
             }
-            for user in &users {
-                let started = env.now();
-                let url = format!("{}/user/{user}/api/status", hub.public_url);
-                let reached: anyhow::Result<()> = async {
-                    let r = http.get(&url).header("Authorization", format!("token {}", hub.harness_token)).send().await?;
-                    if r.status().as_u16() != 200 {
-                        bail!("GET /user/{user}/api/status through the proxy -> {}", r.status());
+            // All users at once, activity first: one slow request must not leave another
+            // user looking idle.
+            futures::future::join_all(users.iter().map(|user| {
+                let (api, http) = (api.clone(), http.clone());
+                async move {
+                    let started = env.now();
+                    let posted = api.post_activity(user, &[""], SystemTime::now()).await;
+                    record_op(env, "keep-active", "post-activity", Some(user), started, &posted);
+                    let started = env.now();
+                    let url = format!("{}/user/{user}/api/status", hub.public_url);
+                    let reached: anyhow::Result<()> = async {
+                        let r = http.get(&url).header("Authorization", format!("token {}", hub.harness_token)).send().await?;
+                        if r.status().as_u16() != 200 {
+                            bail!("GET /user/{user}/api/status through the proxy -> {}", r.status());
+                        }
+                        Ok(())
                     }
-                    Ok(())
+                    .await;
+                    record_op(env, "keep-active", "reach-server", Some(user), started, &reached);
                 }
-                .await;
-                record_op(env, "keep-active", "reach-server", Some(user), started, &reached);
-                let started = env.now();
-                let posted = api.post_activity(user, &[""], SystemTime::now()).await;
-                record_op(env, "keep-active", "post-activity", Some(user), started, &posted);
-            }
+            }))
+            .await;
         }
     }
 }

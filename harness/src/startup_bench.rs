@@ -1,0 +1,161 @@
+//! How long the local backend takes to bring up hub + proxy + culler, beside a bare
+//! `jupyterhub` start (which starts its own proxy) in the same run, alternating, median of N.
+//! Goal (issue): ≤ 5 s and ≤ 1.5× bare.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::local::LocalBackend;
+use crate::backend::Backend;
+use crate::deploy::{deploy_culler, deploy_hub_stack, free_port, quick_culler};
+use crate::env::Env;
+use crate::fault::DeployPlan;
+use crate::observe::history::Recorder;
+use crate::observe::samples::SampleSink;
+use crate::scenario::Deployment;
+use crate::sweep::{end_run_processes, RunMarker, SweepReport};
+use crate::toolchain::{EnsureOptions, Pins, Toolchain};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StartupReport {
+    pub rounds: usize,
+    pub stack_s: Vec<f64>,
+    pub bare_s: Vec<f64>,
+    pub stack_median_s: f64,
+    pub bare_median_s: f64,
+    pub ratio: f64,
+}
+
+impl StartupReport {
+    pub fn to_markdown(&self) -> String {
+        format!(
+            "| start | median (s) | runs (s) |\n|---|---|---|\n| hub + proxy + culler (hubchaos) | {:.2} | {} |\n| bare `jupyterhub` | {:.2} | {} |\n\nratio {:.2}× bare (goal ≤ 1.5×, ≤ 5 s)\n",
+            self.stack_median_s,
+            fmt_list(&self.stack_s),
+            self.bare_median_s,
+            fmt_list(&self.bare_s),
+            self.ratio
+        )
+    }
+}
+
+fn fmt_list(v: &[f64]) -> String {
+    v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", ")
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+async fn stack_once(toolchain: &Toolchain, dir: &std::path::Path, id: &str) -> anyhow::Result<f64> {
+    let run_dir = dir.join(id);
+    std::fs::create_dir_all(run_dir.join("logs"))?;
+    let marker = Arc::new(Mutex::new(RunMarker::create(id, &run_dir)?));
+    let recorder = Recorder::in_memory(Instant::now());
+    let backend = Arc::new(LocalBackend::new(id, run_dir.join("logs"), recorder.clone(), marker.clone()));
+    let env = Env::new(id.into(), run_dir, 0, Arc::new(backend.clone()), recorder, SampleSink::default(), CancellationToken::new());
+    let deployment = Deployment::default();
+    let result = async {
+        let t = deploy_hub_stack(&env, &deployment, &DeployPlan::default(), toolchain, None).await?;
+        let culler = deploy_culler(&env, &quick_culler(), toolchain, None).await?;
+        anyhow::Ok(t.stack_ready_s + culler)
+    }
+    .await;
+    if let Ok(hub) = env.hub() {
+        hub.recorder.shutdown().await;
+    }
+    Backend::teardown(&backend).await;
+    end_run_processes(id, &mut SweepReport::default());
+    marker.lock().unwrap().remove().ok();
+    result
+}
+
+/// `jupyterhub` with its defaults (it starts its own proxy), on free loopback ports, in an
+/// empty directory: the time until `/hub/api/` answers through its proxy.
+async fn bare_once(toolchain: &Toolchain, dir: &std::path::Path, id: &str) -> anyhow::Result<f64> {
+    let cwd = dir.join(id);
+    std::fs::create_dir_all(&cwd)?;
+    let (port, hub_port, api_port) = (free_port()?, free_port()?, free_port()?);
+    let path = format!(
+        "{}:{}",
+        toolchain.npm_bin("configurable-http-proxy").parent().context("npm bin dir")?.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(toolchain.venv_bin("jupyterhub"))
+        .args([
+            "--ip=127.0.0.1".to_string(),
+            format!("--port={port}"),
+            format!("--JupyterHub.hub_port={hub_port}"),
+            "--JupyterHub.hub_ip=127.0.0.1".into(),
+            format!("--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{api_port}"),
+        ])
+        .current_dir(&cwd)
+        .env("PATH", path)
+        .env("HUBCHAOS_RUN_ID", id)
+        .stdout(std::fs::File::create(cwd.join("jupyterhub.log"))?)
+        .stderr(std::fs::File::create(cwd.join("jupyterhub.err.log"))?)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let url = format!("http://127.0.0.1:{port}/hub/api/");
+    let took = loop {
+        if matches!(http.get(&url).send().await, Ok(r) if r.status().as_u16() == 200) {
+            break started.elapsed().as_secs_f64();
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill().await;
+            bail!("bare jupyterhub did not answer within 60 s (see {})", cwd.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    end_run_processes(id, &mut SweepReport::default());
+    Ok(took)
+}
+
+pub async fn startup_bench(rounds: usize) -> anyhow::Result<StartupReport> {
+    let pins = Pins::load_default()?;
+    let toolchain = tokio::task::spawn_blocking(move || Toolchain::ensure(&pins, EnsureOptions { progress: true })).await??;
+    let dir = tempfile_dir()?;
+    let mut stack_s = Vec::new();
+    let mut bare_s = Vec::new();
+    // Warm the page cache once for both (not measured).
+    bare_once(&toolchain, &dir, &format!("bench-warm-{}", std::process::id())).await?;
+    for i in 0..rounds {
+        bare_s.push(bare_once(&toolchain, &dir, &format!("bench-bare-{}-{i}", std::process::id())).await?);
+        stack_s.push(stack_once(&toolchain, &dir, &format!("bench-stack-{}-{i}", std::process::id())).await?);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let (s, b) = (median(&stack_s), median(&bare_s));
+    Ok(StartupReport { rounds, stack_s, bare_s, stack_median_s: s, bare_median_s: b, ratio: s / b })
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("hubchaos-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
