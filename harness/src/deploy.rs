@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::component::culler::CullerOptions;
-use crate::component::hub::{seed_database, HubSettings, ServiceSetting, CULLER_SCOPES, HARNESS_SCOPES};
+use crate::component::hub::{seed_database, HubSettings, ServiceSetting, HARNESS_SCOPES};
 use crate::component::proxy::ProxyConfig;
 use crate::env::{Env, HubEndpoints};
 use crate::fault::DeployPlan;
@@ -34,7 +34,20 @@ pub struct DeployTimings {
 
 /// A free TCP port on 127.0.0.1 (bound, read, released: a small race with other pickers).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?.local_addr()?.port())
+    Ok(free_ports::<1>()?[0])
+}
+
+/// `N` distinct free ports: all held open until every one is picked (picking them one at a
+/// time can return the same port twice: seen here, CHP's public and API ports collided).
+pub fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut ports = [0u16; N];
+    for (port, l) in ports.iter_mut().zip(&listeners) {
+        *port = l.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 /// A random hex token (JupyterHub's own tokens are 32 hex chars).
@@ -69,7 +82,7 @@ pub async fn deploy_hub_stack(
         timings.seed_s = report.wall_s;
     }
 
-    let (hub_port, public_port, api_port, metrics_port) = (free_port()?, free_port()?, free_port()?, free_port()?);
+    let [hub_port, public_port, api_port, metrics_port] = free_ports::<4>()?;
     let hub_url = format!("http://127.0.0.1:{hub_port}");
     let proxy = ProxyConfig {
         program: toolchain.npm_bin("configurable-http-proxy"),
@@ -111,7 +124,7 @@ pub async fn deploy_hub_stack(
         log_level: deployment.hub.log_level.clone(),
         services: vec![
             ServiceSetting { name: "harness".into(), api_token: harness_token.clone(), scopes: strings(HARNESS_SCOPES) },
-            ServiceSetting { name: "idle-culler".into(), api_token: culler_token.clone(), scopes: strings(CULLER_SCOPES) },
+            ServiceSetting { name: "idle-culler".into(), api_token: culler_token.clone(), scopes: deployment.hub.culler_scopes.clone() },
         ],
         extra_config,
     };

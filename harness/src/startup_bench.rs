@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::local::LocalBackend;
 use crate::backend::Backend;
-use crate::deploy::{deploy_culler, deploy_hub_stack, free_port, quick_culler};
+use crate::deploy::{deploy_culler, deploy_hub_stack, free_ports, quick_culler};
 use crate::env::Env;
 use crate::fault::DeployPlan;
 use crate::observe::history::Recorder;
@@ -85,7 +85,7 @@ async fn stack_once(toolchain: &Toolchain, dir: &std::path::Path, id: &str) -> a
 async fn bare_once(toolchain: &Toolchain, dir: &std::path::Path, id: &str) -> anyhow::Result<f64> {
     let cwd = dir.join(id);
     std::fs::create_dir_all(&cwd)?;
-    let (port, hub_port, api_port) = (free_port()?, free_port()?, free_port()?);
+    let [port, hub_port, api_port] = free_ports::<3>()?;
     let path = format!(
         "{}:{}",
         toolchain.npm_bin("configurable-http-proxy").parent().context("npm bin dir")?.display(),

@@ -51,8 +51,8 @@ pub fn accumulated_2018() -> AccumulateUsers {
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The culler as z2jh runs it with `cull.users: true`, `cull.adminUsers: false`, a short idle
-/// timeout, and rounds further apart than one round takes: 2,000 users take ~150 s here (the
-/// culler handles users one after another; ~13 deletions/s), so a round every 300 s.
+/// timeout, and rounds further apart than one round takes: 2,000 users take 80-150 s here (the
+/// culler handles users one after another; 13-25 deletions/s), so a round every 300 s.
 pub fn culler_2018() -> CullerOptions {
     CullerOptions {
         timeout: IDLE_TIMEOUT,
@@ -142,8 +142,8 @@ pub fn flood_replay() -> Scenario {
          culler with --cull-users arriving at that hub.",
         accumulated_2018(),
         culler_2018(),
-        Duration::from_secs(200),
-        Duration::from_secs(180),
+        Duration::from_secs(140),
+        Duration::from_secs(130),
     )
 }
 
@@ -162,8 +162,8 @@ pub fn overlapping_rounds() -> Scenario {
          deletes users the first is about to delete.",
         accumulated_2018(),
         CullerOptions { cull_every: Duration::from_secs(10), ..culler_2018() },
-        Duration::from_secs(200),
-        Duration::from_secs(180),
+        Duration::from_secs(140),
+        Duration::from_secs(130),
     );
     s.expect = Expectation::fail_on(
         &["error-responses:culler", "wasted-requests", "rate-ceiling:culler"],

@@ -16,5 +16,10 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         hub::proxy_killed,
         controls::flood_is_caught,
         controls::accumulation_is_caught,
+        controls::admins_culled_is_caught,
+        controls::refused_requests_are_caught,
+        controls::hub_stall_is_caught,
+        controls::proxy_crash_loop_is_caught,
+        controls::slow_route_restore_is_caught,
     ]
 }

@@ -10,6 +10,8 @@ pub mod safety;
 pub mod latency;
 pub mod recovery;
 pub mod restarts;
+pub mod leak_slope;
+pub mod returns_to_baseline;
 #[cfg(test)]
 pub(crate) mod testkit;
 
@@ -22,3 +24,5 @@ pub use safety::NoProtectedUserHarmed;
 pub use latency::LatencyCeiling;
 pub use recovery::Recovery;
 pub use restarts::Restarts;
+pub use leak_slope::LeakSlope;
+pub use returns_to_baseline::ReturnsToBaseline;

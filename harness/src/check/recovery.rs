@@ -6,6 +6,7 @@
 //! per user after it). "Recovered, then broke again" is not recovered.
 
 use std::collections::{BTreeMap, BTreeSet};
+
 use std::time::Duration;
 
 use crate::check::verdict::{Check, CheckResult, Verdict};
@@ -29,75 +30,104 @@ impl Recovery {
     }
 }
 
+/// How one injection ended: recovered after this long, or not by the next injection / the end.
+enum Episode {
+    Recovered { took: Duration, failures: usize },
+    NotRecovered { failing_users: Vec<String>, failures: usize },
+}
+
+impl Recovery {
+    /// One episode: the ops from `from` to `until` (the next injection or the end).
+    fn episode(&self, history: &History, from: Duration, until: Option<Duration>) -> Option<Episode> {
+        let ops: Vec<(Duration, &str, OpResult)> = history
+            .ops()
+            .filter(|(at, o)| *at >= from && until.is_none_or(|u| *at < u) && o.op == self.op)
+            .map(|(at, o)| (at, o.user.as_deref().unwrap_or(""), o.result))
+            .collect();
+        let users: BTreeSet<&str> = ops.iter().map(|(_, u, _)| *u).collect();
+        if users.is_empty() {
+            return None;
+        }
+        let failures = ops.iter().filter(|(_, _, r)| *r != OpResult::Ok).count();
+        // Recovered from just after the last failure (or at once if nothing failed): every user
+        // must then answer at least once.
+        let last_failure = ops.iter().filter(|(_, _, r)| *r != OpResult::Ok).map(|(at, _, _)| *at).max();
+        let mut first_ok_after: BTreeMap<&str, Duration> = BTreeMap::new();
+        for (at, user, r) in &ops {
+            if *r == OpResult::Ok && last_failure.is_none_or(|f| *at > f) {
+                first_ok_after.entry(user).or_insert(*at);
+            }
+        }
+        let failing_users: Vec<String> =
+            users.iter().filter(|u| !first_ok_after.contains_key(*u)).map(|u| u.to_string()).collect();
+        if !failing_users.is_empty() {
+            return Some(Episode::NotRecovered { failing_users, failures });
+        }
+        let recovered_at = first_ok_after.values().max().copied().unwrap_or(from);
+        Some(Episode::Recovered { took: recovered_at.saturating_sub(from), failures })
+    }
+}
+
 impl Check for Recovery {
     fn name(&self) -> String {
         "recovery".into()
     }
 
+    /// Every injection of the fault is judged on its own: from it to the next one (or the end).
     fn check(&self, history: &History) -> CheckResult {
         let name = self.name();
-        let Some(injected) = history
+        let injections: Vec<Duration> = history
             .faults()
-            .find(|(_, f)| f.kind == self.fault_kind && f.target == self.target && f.phase == FaultPhase::Injected)
+            .filter(|(_, f)| f.kind == self.fault_kind && f.target == self.target && f.phase == FaultPhase::Injected)
             .map(|(at, _)| at)
-        else {
-            return CheckResult::unknown(&name, format!("no {} on {} was injected", self.fault_kind, self.target));
-        };
-        let ops: Vec<(Duration, &str, OpResult)> = history
-            .ops()
-            .filter(|(at, o)| *at >= injected && o.op == self.op)
-            .map(|(at, o)| (at, o.user.as_deref().unwrap_or(""), o.result))
             .collect();
-        let users: BTreeSet<&str> = ops.iter().map(|(_, u, _)| *u).collect();
-        if users.is_empty() {
-            return CheckResult::unknown(&name, format!("no {} ops after the fault", self.op));
+        if injections.is_empty() {
+            return CheckResult::unknown(&name, format!("no {} on {} was injected", self.fault_kind, self.target));
         }
-        // Recovered at: just after the last failure (or at the injection if nothing failed).
-        let last_failure = ops.iter().filter(|(_, _, r)| *r != OpResult::Ok).map(|(at, _, _)| *at).max();
-        let failures = ops.iter().filter(|(_, _, r)| *r != OpResult::Ok).count();
-        let recovered_from = last_failure.unwrap_or(injected);
-        let mut first_ok_after: BTreeMap<&str, Duration> = BTreeMap::new();
-        for (at, user, r) in &ops {
-            if *r == OpResult::Ok && (*at > recovered_from || last_failure.is_none()) {
-                first_ok_after.entry(user).or_insert(*at);
+        let mut worst = Duration::ZERO;
+        let mut total_failures = 0;
+        for (i, from) in injections.iter().enumerate() {
+            let until = injections.get(i + 1).copied();
+            match self.episode(history, *from, until) {
+                None => return CheckResult::unknown(&name, format!("no {} ops after the fault at t={:.1}s", self.op, from.as_secs_f64())),
+                Some(Episode::NotRecovered { failing_users, failures }) => {
+                    return CheckResult::new(
+                        &name,
+                        Verdict::Fail,
+                        format!(
+                            "not recovered: after {} on {} at t={:.1}s the last {} ops still failed for {} user(s) (e.g. {})",
+                            self.fault_kind,
+                            self.target,
+                            from.as_secs_f64(),
+                            self.op,
+                            failing_users.len(),
+                            failing_users.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                    .figure("failed_ops", (total_failures + failures) as f64)
+                }
+                Some(Episode::Recovered { took, failures }) => {
+                    worst = worst.max(took);
+                    total_failures += failures;
+                }
             }
         }
-        let missing: Vec<&str> = users.iter().filter(|u| !first_ok_after.contains_key(*u)).copied().collect();
-        if !missing.is_empty() {
-            return CheckResult::new(
-                &name,
-                Verdict::Fail,
-                format!(
-                    "not recovered: after {} on {} the last {} ops still failed for {} of {} users (e.g. {})",
-                    self.fault_kind,
-                    self.target,
-                    self.op,
-                    missing.len(),
-                    users.len(),
-                    missing.iter().take(3).copied().collect::<Vec<_>>().join(", ")
-                ),
-            )
-            .figure("failed_ops", failures as f64);
-        }
-        let recovered_at = first_ok_after.values().max().copied().unwrap_or(injected);
-        let took = recovered_at.saturating_sub(injected);
-        let verdict = Verdict::from_ok(took <= self.within);
         CheckResult::new(
             &name,
-            verdict,
+            Verdict::from_ok(worst <= self.within),
             format!(
-                "{} answered again for all {} users {:.1} s after {} on {} ({} failed ops), limit {:.0} s",
+                "{} answered again for every user {:.1} s after {} on {} (worst of {} injection(s), {} failed ops), limit {:.0} s",
                 self.op,
-                users.len(),
-                took.as_secs_f64(),
+                worst.as_secs_f64(),
                 self.fault_kind,
                 self.target,
-                failures,
+                injections.len(),
+                total_failures,
                 self.within.as_secs_f64()
             ),
         )
-        .figure("time_to_recover_s", took.as_secs_f64())
-        .figure("failed_ops", failures as f64)
+        .figure("time_to_recover_s", worst.as_secs_f64())
+        .figure("failed_ops", total_failures as f64)
         .figure("limit_s", self.within.as_secs_f64())
     }
 }
@@ -150,6 +180,22 @@ mod tests {
         let r = check().check(&never);
         assert_eq!(r.verdict, Verdict::Fail);
         assert!(r.summary.starts_with("not recovered"), "{}", r.summary);
+    }
+
+    #[test]
+    fn each_injection_is_judged_on_its_own() {
+        let h = history(vec![
+            fault(10.0),
+            op(11.0, "a", false),
+            op(13.0, "a", true),
+            fault(30.0),
+            op(31.0, "a", false),
+            op(35.0, "a", true),
+        ]);
+        let r = check().check(&h);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.summary);
+        assert_eq!(r.figures["time_to_recover_s"], 5.0);
+        assert!(r.summary.contains("worst of 2 injection(s)"), "{}", r.summary);
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct HubOptions {
     pub log_level: String,
     /// Python appended to the hub config (scenario mutants, profile overrides).
     pub extra_config: String,
+    /// Scopes of the culler's service role (DESIGN §7 lists what it needs).
+    pub culler_scopes: Vec<String>,
 }
 
 impl Default for HubOptions {
@@ -42,6 +44,7 @@ impl Default for HubOptions {
             admin_users: Vec::new(),
             log_level: "INFO".into(),
             extra_config: String::new(),
+            culler_scopes: CULLER_SCOPES.iter().map(|s| s.to_string()).collect(),
         }
     }
 }

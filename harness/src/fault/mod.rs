@@ -6,6 +6,7 @@ pub mod accumulate_users;
 pub mod flood_api;
 pub mod guard;
 pub mod kill_process;
+pub mod leaky_hook;
 pub mod pause_process;
 pub mod schedule;
 
@@ -15,6 +16,7 @@ pub use accumulate_users::AccumulateUsers;
 pub use flood_api::FloodApi;
 pub use guard::FaultGuard;
 pub use kill_process::KillProcess;
+pub use leaky_hook::LeakyHook;
 pub use pause_process::PauseProcess;
 pub use schedule::Schedule;
 
@@ -25,6 +27,9 @@ use crate::env::Env;
 #[derive(Debug, Default)]
 pub struct DeployPlan {
     pub seed: SeedPlan,
+    /// Python appended to the hub's `extra_config` (exec'd last by the hub config), e.g. the
+    /// spawn hook of `leaky-hook`.
+    pub hub_extra_config: String,
 }
 
 #[async_trait]

@@ -7,3 +7,5 @@ pub mod routes;
 pub mod recorder;
 pub mod prom;
 pub mod hub_state;
+pub mod procfs;
+pub mod residue;

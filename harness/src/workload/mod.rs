@@ -5,6 +5,7 @@
 pub mod hub_latency;
 pub mod keep_active;
 pub mod reach_servers;
+pub mod spawn_churn;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 pub use hub_latency::HubLatency;
 pub use keep_active::KeepActive;
 pub use reach_servers::ReachServers;
+pub use spawn_churn::SpawnChurn;
 
 use crate::env::Env;
 

@@ -1,0 +1,452 @@
+//! `leak-slope`: does a resource grow with every spawn? In 2018 the hub leaked one watcher
+//! thread and pool per launch and died after N launches; nobody saw the slope until the hub
+//! fell over. This check fits it: x = spawns completed so far (`spawn-cycle` ops that ended
+//! Ok, counted at their completion), y = the resource's samples (e.g. the hub's `rss_bytes`),
+//! ordinary least squares after a warm-up (the first spawns import modules and fill caches:
+//! that growth is not a leak).
+//!
+//! The slope gets a two-sided confidence interval from Student's t with n-2 degrees of
+//! freedom, and the verdict is conservative: Fail only when the interval's LOWER bound is above
+//! `max_slope_per_spawn` (we are confident the resource grows faster than allowed); a noisy
+//! curve widens the interval and passes. Samples a second apart are autocorrelated, which makes
+//! the interval too narrow; set the limit above what a clean hub shows, not at zero.
+//! The slope against time (per minute) is reported too, for soak runs where the rate matters.
+//!
+//! The t quantile is computed here (regularized incomplete beta by continued fraction, inverted
+//! by bisection; tested against table values) rather than with `statrs`: statrs 0.19 needs
+//! Rust 1.89 (the workspace says 1.85) and brings nalgebra by default, for one function.
+//!
+//! Unknown when there are fewer than `min_spawns` spawns after the warm-up, fewer than
+//! 3 points, or no spread in x.
+
+use std::time::Duration;
+
+use crate::check::verdict::{Check, CheckResult, Verdict};
+use crate::observe::history::{History, OpResult};
+
+/// The op a completed spawn is counted from (recorded by the `spawn-churn` workload).
+pub const SPAWN_CYCLE: &str = "spawn-cycle";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeakSlope {
+    /// e.g. `hub`.
+    pub component: String,
+    /// e.g. `rss_bytes`, `open_fds`, `threads`.
+    pub metric: String,
+    /// Allowed growth per spawn, in the metric's unit (bytes, fds, ...).
+    pub max_slope_per_spawn: f64,
+    /// Spawns to ignore at the start.
+    pub warmup_spawns: usize,
+    /// Of the two-sided interval, e.g. 0.95.
+    pub confidence: f64,
+    /// Spawns needed after the warm-up to decide.
+    pub min_spawns: usize,
+    /// The check's name; empty => `leak-slope:<component>:<metric>`.
+    pub label: String,
+}
+
+impl LeakSlope {
+    /// 95 % interval, 10 warm-up spawns, at least 10 spawns after them.
+    pub fn new(component: &str, metric: &str, max_slope_per_spawn: f64) -> Self {
+        Self {
+            component: component.into(),
+            metric: metric.into(),
+            max_slope_per_spawn,
+            warmup_spawns: 10,
+            confidence: 0.95,
+            min_spawns: 10,
+            label: String::new(),
+        }
+    }
+
+    pub fn warmup(mut self, spawns: usize) -> Self {
+        self.warmup_spawns = spawns;
+        self
+    }
+
+    pub fn labelled(mut self, label: &str) -> Self {
+        self.label = label.into();
+        self
+    }
+}
+
+/// A least-squares fit of y on x.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    pub slope: f64,
+    pub intercept: f64,
+    /// Standard error of the slope.
+    pub se: f64,
+    pub n: usize,
+}
+
+/// Ordinary least squares; None with fewer than 3 points or no spread in x.
+pub fn ols(points: &[(f64, f64)]) -> Option<Fit> {
+    let n = points.len();
+    if n < 3 {
+        return None;
+    }
+    let nf = n as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / nf;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / nf;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let sse: f64 = points.iter().map(|p| (p.1 - intercept - slope * p.0).powi(2)).sum();
+    let se = (sse / (nf - 2.0) / sxx).sqrt();
+    Some(Fit { slope, intercept, se, n })
+}
+
+/// ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9; ~1e-15 relative).
+fn ln_gamma(x: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection.
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = G[0];
+    let t = x + 7.5;
+    for (i, g) in G.iter().enumerate().skip(1) {
+        a += g / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// Continued fraction of the incomplete beta (modified Lentz).
+fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
+    const TINY: f64 = 1e-300;
+    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
+    let mut c = 1.0;
+    let mut d = 1.0 - qab * x / qap;
+    if d.abs() < TINY {
+        d = TINY;
+    }
+    d = 1.0 / d;
+    let mut h = d;
+    for m in 1..=300 {
+        let m = m as f64;
+        let m2 = 2.0 * m;
+        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1.0 + aa * d;
+        if d.abs() < TINY {
+            d = TINY;
+        }
+        c = 1.0 + aa / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        d = 1.0 / d;
+        h *= d * c;
+        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1.0 + aa * d;
+        if d.abs() < TINY {
+            d = TINY;
+        }
+        c = 1.0 + aa / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        d = 1.0 / d;
+        let del = d * c;
+        h *= del;
+        if (del - 1.0).abs() < 1e-15 {
+            break;
+        }
+    }
+    h
+}
+
+/// Regularized incomplete beta I_x(a, b).
+fn inc_beta(a: f64, b: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
+    if x < (a + 1.0) / (a + b + 2.0) {
+        front * beta_cf(a, b, x) / a
+    } else {
+        1.0 - front * beta_cf(b, a, 1.0 - x) / b
+    }
+}
+
+/// P(T <= t) for Student's t with `df` degrees of freedom.
+pub fn t_cdf(t: f64, df: f64) -> f64 {
+    let tail = 0.5 * inc_beta(df / 2.0, 0.5, df / (df + t * t));
+    if t >= 0.0 {
+        1.0 - tail
+    } else {
+        tail
+    }
+}
+
+/// The `p` quantile (0.5 < p < 1) of Student's t with `df` degrees of freedom.
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    if p <= 0.5 {
+        return if p == 0.5 { 0.0 } else { -t_quantile(1.0 - p, df) };
+    }
+    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+    while t_cdf(hi, df) < p && hi < 1e12 {
+        lo = hi;
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if t_cdf(mid, df) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo <= 1e-12 * hi.max(1.0) {
+            break;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// Spawns completed at each moment: completion times of Ok `spawn-cycle` ops, sorted.
+fn spawn_completions(history: &History) -> Vec<Duration> {
+    let mut done: Vec<Duration> =
+        history.ops().filter(|(_, o)| o.op == SPAWN_CYCLE && o.result == OpResult::Ok).map(|(at, o)| at + o.latency).collect();
+    done.sort();
+    done
+}
+
+/// How to print a per-spawn value of `metric` (bytes scaled to KB/MB, decimal).
+fn unit_for(metric: &str, magnitude: f64) -> (f64, &'static str) {
+    if metric.ends_with("_bytes") {
+        if magnitude >= 1e6 {
+            (1e6, " MB")
+        } else if magnitude >= 1e3 {
+            (1e3, " KB")
+        } else {
+            (1.0, " B")
+        }
+    } else {
+        (1.0, "")
+    }
+}
+
+impl Check for LeakSlope {
+    fn name(&self) -> String {
+        if self.label.is_empty() {
+            format!("leak-slope:{}:{}", self.component, self.metric)
+        } else {
+            self.label.clone()
+        }
+    }
+
+    fn check(&self, history: &History) -> CheckResult {
+        let name = self.name();
+        let done = spawn_completions(history);
+        let Some(&last_spawn) = done.last() else {
+            return CheckResult::unknown(&name, format!("no completed {SPAWN_CYCLE} ops"));
+        };
+        let total = done.len();
+        let spawns = total.saturating_sub(self.warmup_spawns);
+        if spawns < self.min_spawns {
+            return CheckResult::unknown(
+                &name,
+                format!("{total} spawns, {spawns} after a warm-up of {}: {} needed", self.warmup_spawns, self.min_spawns),
+            )
+            .figure("spawns", spawns as f64);
+        }
+        // Points while spawning: from the end of the warm-up to the last completed spawn.
+        let mut by_spawn = Vec::new();
+        let mut by_time = Vec::new();
+        for s in history.series(&self.component, &self.metric) {
+            if s.at > last_spawn {
+                continue;
+            }
+            let x = done.partition_point(|d| *d <= s.at);
+            if x < self.warmup_spawns {
+                continue;
+            }
+            by_spawn.push((x as f64, s.value));
+            by_time.push((s.at.as_secs_f64(), s.value));
+        }
+        let Some(fit) = ols(&by_spawn) else {
+            return CheckResult::unknown(
+                &name,
+                format!("{} samples of {} {} while spawning after the warm-up: too few to fit", by_spawn.len(), self.component, self.metric),
+            )
+            .figure("spawns", spawns as f64);
+        };
+        let t = t_quantile(0.5 + self.confidence / 2.0, (fit.n - 2) as f64);
+        let (ci_low, ci_high) = (fit.slope - t * fit.se, fit.slope + t * fit.se);
+        let per_min = ols(&by_time).map(|f| f.slope * 60.0).unwrap_or(f64::NAN);
+        let failed = ci_low > self.max_slope_per_spawn;
+        let (scale, unit) = unit_for(&self.metric, fit.slope.abs().max(self.max_slope_per_spawn.abs()));
+        let v = |x: f64| x / scale;
+        let (min_scale, min_unit) = unit_for(&self.metric, per_min.abs());
+        let summary = format!(
+            "{} {} {} {:.2}{unit}/spawn ({:.0}% CI {:.2}..{:.2}), limit {:.2}{unit}/spawn, over {spawns} spawns ({} samples; {:.2}{min_unit}/min)",
+            self.component,
+            self.metric,
+            if fit.slope >= 0.0 { "grows" } else { "changes by" },
+            v(fit.slope),
+            self.confidence * 100.0,
+            v(ci_low),
+            v(ci_high),
+            v(self.max_slope_per_spawn),
+            fit.n,
+            per_min / min_scale,
+        );
+        CheckResult::new(&name, Verdict::from_ok(!failed), summary)
+            .figure("slope", fit.slope)
+            .figure("ci_low", ci_low)
+            .figure("ci_high", ci_high)
+            .figure("spawns", spawns as f64)
+            .figure("slope_per_min", per_min)
+            .figure("limit", self.max_slope_per_spawn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::testkit::{history, sample, secs};
+    use crate::observe::history::{Entry, Event, OpRecord};
+
+    fn cycle(at: f64, took: f64, ok: bool) -> Entry {
+        Entry {
+            at: secs(at),
+            event: Event::Op(OpRecord {
+                workload: "spawn-churn".into(),
+                op: SPAWN_CYCLE.into(),
+                user: Some("churn-0".into()),
+                result: if ok { OpResult::Ok } else { OpResult::Fail },
+                latency: secs(took),
+                detail: String::new(),
+            }),
+        }
+    }
+
+    /// `n` spawns completing every 2 s from t=2 (started 1.5 s earlier), and one `hub rss_bytes`
+    /// sample per second: base + per_spawn × spawns so far + deterministic noise.
+    fn churn(n: usize, per_spawn: f64, noise: f64) -> History {
+        let ops: Vec<Entry> = (1..=n).map(|i| cycle(2.0 * i as f64 - 1.5, 1.5, true)).collect();
+        let mut h = history(ops);
+        let mut state = 12345u64;
+        for t in 0..=(2 * n) {
+            let spawns = t / 2;
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            h.samples.push(sample(t as f64, "hub", "rss_bytes", 80e6 + per_spawn * spawns as f64 + noise * u));
+        }
+        h
+    }
+
+    #[test]
+    fn t_quantiles_match_the_tables() {
+        for (p, df, want) in [
+            (0.975, 1.0, 12.706_204_736),
+            (0.975, 2.0, 4.302_652_730),
+            (0.975, 10.0, 2.228_138_852),
+            (0.975, 30.0, 2.042_272_456),
+            (0.995, 5.0, 4.032_142_984),
+            (0.95, 20.0, 1.724_718_243),
+            (0.975, 1000.0, 1.962_339_081),
+        ] {
+            let got = t_quantile(p, df);
+            assert!((got - want).abs() < 1e-6 * want, "t({p}, {df}) = {got}, want {want}");
+        }
+        assert!((t_cdf(0.0, 7.0) - 0.5).abs() < 1e-12);
+        assert!((t_quantile(0.025, 10.0) + 2.228_138_852).abs() < 1e-6);
+    }
+
+    #[test]
+    fn ols_recovers_a_line() {
+        let pts: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, 3.0 + 2.0 * i as f64)).collect();
+        let f = ols(&pts).unwrap();
+        assert!((f.slope - 2.0).abs() < 1e-12 && (f.intercept - 3.0).abs() < 1e-12 && f.se < 1e-9);
+        assert!(ols(&[(1.0, 1.0), (1.0, 2.0), (1.0, 3.0)]).is_none());
+        assert!(ols(&[(1.0, 1.0), (2.0, 2.0)]).is_none());
+    }
+
+    #[test]
+    fn a_leak_of_1mb_per_spawn_fails() {
+        let h = churn(150, 1e6, 2e6);
+        let r = LeakSlope::new("hub", "rss_bytes", 0.05e6).check(&h);
+        assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);
+        assert!((r.figures["slope"] - 1e6).abs() < 0.05e6, "{}", r.summary);
+        assert!(r.figures["ci_low"] > 0.05e6 && r.figures["ci_high"] > r.figures["slope"]);
+        assert_eq!(r.figures["spawns"], 140.0);
+        // 1 MB per spawn, a spawn every 2 s: 30 MB/min.
+        assert!((r.figures["slope_per_min"] - 30e6).abs() < 2e6, "{}", r.summary);
+        assert!(r.summary.starts_with("hub rss_bytes grows 1.00 MB/spawn (95% CI "), "{}", r.summary);
+        assert!(r.summary.contains("limit 0.05 MB/spawn, over 140 spawns"), "{}", r.summary);
+        assert_eq!(r.check, "leak-slope:hub:rss_bytes");
+    }
+
+    #[test]
+    fn a_flat_noisy_curve_passes() {
+        let h = churn(150, 0.0, 4e6);
+        let r = LeakSlope::new("hub", "rss_bytes", 0.05e6).check(&h);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.summary);
+        assert!(r.figures["ci_low"] <= 0.05e6);
+    }
+
+    #[test]
+    fn a_100kb_leak_is_caught_within_150_spawns_through_noise() {
+        // The figure: 100 KB/spawn against a 50 KB limit, noise of a few MB.
+        let h = churn(150, 100e3, 2e6);
+        let r = LeakSlope::new("hub", "rss_bytes", 50e3).check(&h);
+        assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);
+        assert!((r.figures["slope"] - 100e3).abs() < 5e3, "{}", r.summary);
+        assert!(r.summary.contains(" KB/spawn (95% CI ") && r.summary.contains("limit 50.00 KB/spawn"), "{}", r.summary);
+        assert!(r.summary.ends_with(" MB/min)"), "{}", r.summary);
+    }
+
+    #[test]
+    fn warm_up_growth_is_not_a_leak() {
+        // +30 MB over the first 10 spawns (imports, caches), flat after.
+        let mut h = churn(60, 0.0, 1e5);
+        for s in &mut h.samples {
+            let spawns = (s.at.as_secs_f64() / 2.0).floor();
+            s.value += 3e6 * spawns.min(10.0);
+        }
+        assert_eq!(LeakSlope::new("hub", "rss_bytes", 1e4).check(&h).verdict, Verdict::Pass);
+        assert_eq!(LeakSlope::new("hub", "rss_bytes", 1e4).warmup(0).check(&h).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn too_few_spawns_or_samples_is_unknown() {
+        let r = LeakSlope::new("hub", "rss_bytes", 1e4).check(&churn(15, 1e6, 0.0));
+        assert_eq!(r.verdict, Verdict::Unknown, "{}", r.summary);
+        assert_eq!(LeakSlope::new("hub", "rss_bytes", 1e4).check(&History::default()).verdict, Verdict::Unknown);
+        // Spawns but no samples of that metric.
+        let r = LeakSlope::new("hub", "threads", 0.1).check(&churn(40, 1e6, 0.0));
+        assert_eq!(r.verdict, Verdict::Unknown, "{}", r.summary);
+        // Failed cycles are not completed spawns.
+        let fails = history((1..=40).map(|i| cycle(i as f64, 0.5, false)).collect());
+        assert_eq!(LeakSlope::new("hub", "rss_bytes", 1e4).check(&fails).verdict, Verdict::Unknown);
+    }
+
+    #[test]
+    fn integer_metrics_print_without_units() {
+        let mut h = churn(40, 0.0, 0.0);
+        h.samples = (0..=80).map(|t| sample(t as f64, "hub", "open_fds", 30.0 + (t / 2) as f64)).collect();
+        let r = LeakSlope::new("hub", "open_fds", 0.1).labelled("fd-leak").check(&h);
+        assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);
+        assert_eq!(r.check, "fd-leak");
+        assert!(r.summary.starts_with("hub open_fds grows 1.00/spawn"), "{}", r.summary);
+    }
+}
