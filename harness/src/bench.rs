@@ -292,14 +292,21 @@ fn fmt_duration(d: Duration) -> String {
 
 /// Run both measurements; see the module docs for what and how.
 pub async fn recorder_bench(opts: BenchOptions) -> anyhow::Result<BenchReport> {
+    let upstream = TrivialUpstream::start()?;
+    let report = recorder_bench_against(upstream.addr, TRIVIAL_PATH, opts).await;
+    upstream.stop().await;
+    report
+}
+
+/// The same measurement against any HTTP upstream on loopback (e.g. the real hub's
+/// `GET /hub/api/`): direct to `upstream` vs through a recording proxy in front of it.
+pub async fn recorder_bench_against(upstream: SocketAddr, path: &str, opts: BenchOptions) -> anyhow::Result<BenchReport> {
     opts.validate()?;
     let runtime = describe_runtime();
-
-    let upstream = TrivialUpstream::start()?;
     let recorder = Recorder::in_memory(Instant::now());
-    let proxy = RecordingProxy::start("bench-upstream", Upstream::Tcp(upstream.addr), recorder.clone())?;
+    let proxy = RecordingProxy::start("bench-upstream", Upstream::Tcp(upstream), recorder.clone())?;
     let proxied = proxy.listen("bench")?;
-    let direct = upstream.addr;
+    let direct = upstream;
     let proxied_sent = Arc::new(AtomicU64::new(0));
 
     let mut direct_rps = Vec::new();
@@ -311,7 +318,8 @@ pub async fn recorder_bench(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         for addr in [direct, proxied] {
             let (c, w, d) = (opts.concurrency, opts.warmup, opts.round_duration);
             let cpu_before = process_cpu();
-            let r = on_own_thread("bench-load", move || closed_loop(addr, c, w, d)).await?;
+            let uri = uri_for(addr, path);
+            let r = on_own_thread("bench-load", move || closed_loop(uri, c, w, d)).await?;
             let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
             let cpu_per_request = cpu.map_or(0.0, |cpu| cpu.as_secs_f64() / r.sent.max(1) as f64);
             if addr == proxied {
@@ -331,7 +339,8 @@ pub async fn recorder_bench(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     for _ in 0..opts.rounds {
         for addr in [direct, proxied] {
             let (rate, w, d) = (opts.rate, opts.warmup, opts.rate_duration);
-            let r = on_own_thread("bench-load", move || open_loop(addr, rate, w, d)).await?;
+            let uri = uri_for(addr, path);
+            let r = on_own_thread("bench-load", move || open_loop(uri, rate, w, d)).await?;
             if addr == proxied {
                 proxied_sent.fetch_add(r.total_sent, Ordering::Relaxed);
                 proxied_lat.merge(&r);
@@ -352,7 +361,6 @@ pub async fn recorder_bench(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         recorded = recorder.history().requests().count() as u64;
     }
     proxy.shutdown().await;
-    upstream.stop().await;
 
     let direct_median_rps = median(&direct_rps);
     let proxied_median_rps = median(&proxied_rps);
@@ -515,9 +523,12 @@ async fn get_ok(client: &LoadClient, uri: &Uri) -> bool {
     matches!(tokio::time::timeout(REQUEST_TIMEOUT, req).await, Ok(Some(true)))
 }
 
-fn uri_for(addr: SocketAddr) -> Uri {
-    format!("http://{addr}/hub/api/users/bench/server").parse().expect("valid URI")
+fn uri_for(addr: SocketAddr, path: &str) -> Uri {
+    format!("http://{addr}{path}").parse().expect("valid URI")
 }
+
+/// The path the trivial upstream is asked for (a hub-like route, so the recorder templates it).
+const TRIVIAL_PATH: &str = "/hub/api/users/bench/server";
 
 struct ClosedLoop {
     rps: f64,
@@ -526,9 +537,8 @@ struct ClosedLoop {
     errors: u64,
 }
 
-async fn closed_loop(addr: SocketAddr, concurrency: usize, warmup: Duration, duration: Duration) -> ClosedLoop {
+async fn closed_loop(uri: Uri, concurrency: usize, warmup: Duration, duration: Duration) -> ClosedLoop {
     let client = load_client();
-    let uri = uri_for(addr);
     let measure_from = Instant::now() + warmup;
     let until = measure_from + duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -613,9 +623,8 @@ impl OpenLoop {
     }
 }
 
-async fn open_loop(addr: SocketAddr, rate: u32, warmup: Duration, duration: Duration) -> OpenLoop {
+async fn open_loop(uri: Uri, rate: u32, warmup: Duration, duration: Duration) -> OpenLoop {
     let client = load_client();
-    let uri = uri_for(addr);
     let interval = Duration::from_secs(1) / rate;
     let histogram = Arc::new(Mutex::new(OpenLoop::new().histogram));
     let ok = Arc::new(AtomicU64::new(0));

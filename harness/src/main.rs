@@ -22,7 +22,11 @@ struct Cli {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum BenchKind {
+    /// The recording proxy in front of a trivial upstream (its own cost per request).
     Recorder,
+    /// The recording proxy in front of the real hub (`GET /hub/api/`).
+    RecorderHub,
+    /// hub + proxy + culler ready, beside a bare `jupyterhub`.
     Startup,
 }
 
@@ -57,6 +61,9 @@ enum Command {
         /// Rounds (startup).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Requests per second of the latency phase.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
     },
 }
 
@@ -175,14 +182,19 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench { what: BenchKind::Recorder, seconds, .. } => {
+        Command::Bench { what: what @ (BenchKind::Recorder | BenchKind::RecorderHub), seconds, rate, .. } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
             let opts = hubchaos::bench::BenchOptions {
                 round_duration: std::time::Duration::from_secs(*seconds),
                 rate_duration: std::time::Duration::from_secs(*seconds),
+                rate: *rate,
                 ..Default::default()
             };
-            match rt.block_on(hubchaos::bench::recorder_bench(opts)) {
+            let report = match what {
+                BenchKind::RecorderHub => rt.block_on(hubchaos::startup_bench::hub_recorder_bench(opts)),
+                _ => rt.block_on(hubchaos::bench::recorder_bench(opts)),
+            };
+            match report {
                 Ok(r) => {
                     print!("{}", r.to_markdown());
                     ExitCode::SUCCESS

@@ -16,7 +16,8 @@
 //! 8. steady state after, within the recovery window (fail => Deviated);
 //! 9. collect logs (each component's output is already in `logs/`);
 //! 10. run the checks on the history (a check that errors => Unknown);
-//! 11. write the report (`outcome.json`, `summary.md`, the `latest` link);
+//! 11. write the report (`outcome.json`, `summary.md`, `resources.svg`, `rate.svg`,
+//!     `latency.svg`, the `latest` link);
 //! 12. tear down everything (unless HUBCHAOS_KEEP=1): the backend in reverse deploy order, then
 //!     the cleanup stack in reverse, each undo with its own timeout, errors collected not
 //!     thrown; then anything still carrying the run's id; then the run's marker.
@@ -198,6 +199,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> RunReport {
     };
     // 11. report.
     let history = recorder.history().with_samples(samples.all());
+    if let Err(e) = crate::report::plot::write_plots(&run_dir.path, &history) {
+        eprintln!("hubchaos: drawing the plots failed: {e:#}");
+    }
     if let Err(e) = crate::report::summary::write(&run_dir, &scenario, &report, &history) {
         eprintln!("hubchaos: writing the report failed: {e:#}");
     }

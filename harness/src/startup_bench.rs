@@ -128,9 +128,41 @@ async fn bare_once(toolchain: &Toolchain, dir: &std::path::Path, id: &str) -> an
     Ok(took)
 }
 
-pub async fn startup_bench(rounds: usize) -> anyhow::Result<StartupReport> {
+async fn toolchain() -> anyhow::Result<Toolchain> {
     let pins = Pins::load_default()?;
-    let toolchain = tokio::task::spawn_blocking(move || Toolchain::ensure(&pins, EnsureOptions { progress: true })).await??;
+    Ok(tokio::task::spawn_blocking(move || Toolchain::ensure(&pins, EnsureOptions { progress: true })).await??)
+}
+
+/// The recorder in front of the REAL hub (`GET /hub/api/`, which needs no token): throughput
+/// and added latency against a direct connection, in the same run. Unlike the trivial
+/// upstream, the hub costs milliseconds per request, as it does in a scenario.
+pub async fn hub_recorder_bench(opts: crate::bench::BenchOptions) -> anyhow::Result<crate::bench::BenchReport> {
+    let toolchain = toolchain().await?;
+    let dir = tempfile_dir()?;
+    let id = format!("bench-hub-{}", std::process::id());
+    let run_dir = dir.join(&id);
+    std::fs::create_dir_all(run_dir.join("logs"))?;
+    let marker = Arc::new(Mutex::new(RunMarker::create(&id, &run_dir)?));
+    let recorder = Recorder::in_memory(Instant::now());
+    let backend = Arc::new(LocalBackend::new(&id, run_dir.join("logs"), recorder.clone(), marker.clone()));
+    let env = Env::new(id.clone(), run_dir, 0, Arc::new(backend.clone()), recorder, SampleSink::default(), CancellationToken::new());
+    let result = async {
+        deploy_hub_stack(&env, &Deployment::default(), &DeployPlan::default(), &toolchain, None).await?;
+        crate::bench::recorder_bench_against(env.hub()?.hub_addr, "/hub/api/", opts).await
+    }
+    .await;
+    if let Ok(hub) = env.hub() {
+        hub.recorder.shutdown().await;
+    }
+    Backend::teardown(&backend).await;
+    end_run_processes(&id, &mut SweepReport::default());
+    marker.lock().unwrap().remove().ok();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+pub async fn startup_bench(rounds: usize) -> anyhow::Result<StartupReport> {
+    let toolchain = toolchain().await?;
     let dir = tempfile_dir()?;
     let mut stack_s = Vec::new();
     let mut bare_s = Vec::new();

@@ -317,6 +317,34 @@ fn sample_self(at: Duration) -> Vec<Sample> {
     ]
 }
 
+/// How long a component's process list (`Backend::processes`) is reused. On `local` each call
+/// scans every process of the machine for the group id (~1.5 ms): asking for three components
+/// every second would be most of the sampler's cost. Members rarely change (the hub's servers
+/// run in their own sessions: they are its children, not members), and when a member vanishes
+/// (a restart) the list is asked for again at the next tick.
+pub const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(5);
+
+/// The components' process lists, as last asked of the backend.
+#[derive(Default)]
+struct Membership {
+    groups: Vec<(String, Vec<u32>)>,
+    asked: Option<std::time::Instant>,
+}
+
+impl Membership {
+    fn refresh(&mut self, backend: &dyn Backend) {
+        let stale = self.asked.is_none_or(|t| t.elapsed() >= MEMBERSHIP_REFRESH);
+        let vanished = self.groups.iter().flat_map(|(_, pids)| pids).any(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        let names = backend.components();
+        let same_names = names.len() == self.groups.len() && names.iter().zip(&self.groups).all(|(n, (g, _))| n == g);
+        let empty = self.groups.iter().any(|(_, pids)| pids.is_empty());
+        if stale || vanished || empty || !same_names {
+            self.groups = names.into_iter().map(|name| { let pids = backend.processes(&name); (name, pids) }).collect();
+            self.asked = Some(std::time::Instant::now());
+        }
+    }
+}
+
 /// Samples `/proc` for every component of the backend, and the harness itself, every `every`.
 #[derive(Debug, Clone)]
 pub struct ProcSampler {
@@ -336,26 +364,31 @@ impl ProcSampler {
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut own_cpu = 0.0_f64;
+        let mut membership = Membership::default();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => return,
             }
             let at = recorder.now();
-            let (backend, sink_c) = (backend.clone(), sink.clone());
+            let (backend, sink_c, mut groups) = (backend.clone(), sink.clone(), std::mem::take(&mut membership));
             let spent = tokio::task::spawn_blocking(move || {
                 let before = thread_cpu_seconds();
-                let groups: Vec<(String, Vec<u32>)> =
-                    backend.components().into_iter().map(|name| { let pids = backend.processes(&name); (name, pids) }).collect();
-                let mut batch = sample_groups(&groups, at);
+                groups.refresh(backend.as_ref());
+                let mut batch = sample_groups(&groups.groups, at);
                 batch.extend(sample_self(at));
                 sink_c.push_batch(batch);
-                match (before, thread_cpu_seconds()) {
+                let spent = match (before, thread_cpu_seconds()) {
                     (Some(b), Some(a)) => (a - b).max(0.0),
                     _ => 0.0,
-                }
+                };
+                (groups, spent)
             })
             .await;
+            let spent = spent.map(|(groups, spent)| {
+                membership = groups;
+                spent
+            });
             match spent {
                 Ok(s) => own_cpu += s,
                 Err(e) => {
@@ -392,6 +425,78 @@ mod tests {
         let parents = [(100, 1), (101, 100), (200, 100), (201, 100), (202, 200), (300, 1)];
         assert_eq!(count_children(&members, &parents), 1 + 2);
         assert_eq!(count_children(&[ps(100, 1, 100)], &[(100, 1)]), 0);
+    }
+
+    /// A backend with one component whose pids the test sets; counts `processes` calls.
+    struct Fixed(std::sync::Mutex<(Vec<u32>, u32)>);
+    #[async_trait::async_trait]
+    impl Backend for Fixed {
+        fn name(&self) -> &'static str {
+            "fixed"
+        }
+        async fn deploy(&self, _: crate::backend::ComponentSpec) -> anyhow::Result<()> {
+            Ok(())
+        }
+        async fn signal(&self, _: &str, _: crate::backend::ProcessSignal) -> anyhow::Result<()> {
+            Ok(())
+        }
+        async fn stop(&self, _: &str) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn log_path(&self, _: &str) -> Option<std::path::PathBuf> {
+            None
+        }
+        fn processes(&self, _: &str) -> Vec<u32> {
+            let mut g = self.0.lock().unwrap();
+            g.1 += 1;
+            g.0.clone()
+        }
+        fn status(&self, _: &str) -> Option<crate::backend::ComponentStatus> {
+            None
+        }
+        fn components(&self) -> Vec<String> {
+            vec!["hub".into()]
+        }
+        async fn teardown(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn process_lists_are_reused_until_a_member_vanishes() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let backend = Fixed(std::sync::Mutex::new((vec![child.id()], 0)));
+        let mut m = Membership::default();
+        m.refresh(&backend);
+        m.refresh(&backend);
+        assert_eq!(backend.0.lock().unwrap().1, 1);
+        let _ = child.kill();
+        let _ = child.wait();
+        // The "hub" restarted: its old pid is gone, the backend knows the new one.
+        backend.0.lock().unwrap().0 = vec![std::process::id()];
+        m.refresh(&backend);
+        assert_eq!(backend.0.lock().unwrap().1, 2);
+        assert_eq!(m.groups, vec![("hub".to_string(), vec![std::process::id()])]);
+        m.refresh(&backend);
+        assert_eq!(backend.0.lock().unwrap().1, 2);
+    }
+
+    #[tokio::test]
+    async fn the_sampler_writes_every_metric_and_its_own_cost() {
+        let backend: Arc<dyn Backend> = Arc::new(Fixed(std::sync::Mutex::new((vec![std::process::id()], 0))));
+        let recorder = Recorder::in_memory(Instant::now());
+        let sink = SampleSink::default();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(ProcSampler { every: Duration::from_millis(50) }.run(backend, recorder, sink.clone(), stop.clone()));
+        tokio::time::sleep(Duration::from_millis(180)).await;
+        stop.cancel();
+        task.await.unwrap();
+        let h = History::default().with_samples(sink.all());
+        for m in [RSS_BYTES, OPEN_FDS, THREADS, CHILD_PROCESSES, CPU_SECONDS, LISTENING_PORTS] {
+            assert!(h.series("hub", m).count() >= 2, "{m}");
+        }
+        assert!(h.series(HARNESS, SAMPLER_CPU_SECONDS).count() >= 2);
+        assert!(h.series(HARNESS, SAMPLER_CPU_SECONDS).last().unwrap().value > 0.0);
     }
 
     #[test]

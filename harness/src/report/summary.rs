@@ -87,6 +87,14 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> Str
             let _ = writeln!(md, "- {e}");
         }
     }
+    let plots: Vec<&str> =
+        ["resources.svg", "rate.svg", "latency.svg"].into_iter().filter(|p| report.run_dir.join(p).exists()).collect();
+    if !plots.is_empty() {
+        let _ = writeln!(md, "\n## Plots\n");
+        for p in plots {
+            let _ = writeln!(md, "![{}]({p})", p.trim_end_matches(".svg"));
+        }
+    }
     let _ = writeln!(
         md,
         "\n## Files\n\n`scenario.json`, `outcome.json`, `history.jsonl`, `samples.jsonl`, `logs/<component>.log`\n\nWall time {:.1} s.",
