@@ -20,7 +20,7 @@ fn small_accumulation() -> AccumulateUsers {
 }
 
 fn small_replay(name: &'static str, incident: &'static str, culler: CullerOptions) -> Scenario {
-    culler_replay("controls", name, incident, small_accumulation(), culler, Duration::from_secs(60), Duration::from_secs(50))
+    culler_replay("controls", name, incident, small_accumulation(), culler, Duration::from_secs(45), Duration::from_secs(40))
 }
 
 /// The 2018 culler bug as a mutant: on top of the real culler, stop requests for servers that

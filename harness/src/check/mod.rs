@@ -12,6 +12,10 @@ pub mod recovery;
 pub mod restarts;
 pub mod leak_slope;
 pub mod returns_to_baseline;
+pub mod component_up;
+pub mod disk_below;
+pub mod images_spared;
+pub mod no_deletion;
 #[cfg(test)]
 pub(crate) mod testkit;
 
@@ -26,3 +30,7 @@ pub use recovery::Recovery;
 pub use restarts::Restarts;
 pub use leak_slope::LeakSlope;
 pub use returns_to_baseline::ReturnsToBaseline;
+pub use component_up::ComponentUp;
+pub use disk_below::DiskBelow;
+pub use images_spared::ImagesSpared;
+pub use no_deletion::NoDeletion;

@@ -18,7 +18,8 @@
 //!
 //! Content is random (incompressible, and distinct per image and layer: identical layers would
 //! be stored once, and the disk would not fill), seeded from the run's seed and the image's
-//! name so a run is reproducible. Every layer carries a small `id` file naming the image, so
+//! name so a run is reproducible: one random 64 KiB block per file, every 4 KiB of it stamped
+//! with a running counter, so generation costs about a memcpy. Every layer carries a small `id` file naming the image, so
 //! even layers of empty files differ. Files go 1000 per directory.
 //!
 //! Containers: `POST /containers/create` + `start`, with `NetworkMode: host`, `Init: true` (so
@@ -227,7 +228,8 @@ impl ImageFactory {
     }
 
     /// Remove every image of this run (optionally only those also carrying `label`), forced.
-    /// Images already gone (pruned meanwhile) are not errors. Returns how many were removed.
+    /// Images already gone (pruned meanwhile) or used by a running container (dockerd refuses
+    /// even forced) are skipped. Returns how many were removed.
     pub async fn remove_images(&self, label: Option<&str>) -> anyhow::Result<usize> {
         let mut images = self.api.images(Some(&self.run_filter()), false).await?;
         if let Some(l) = label {
@@ -238,7 +240,8 @@ impl ImageFactory {
         for image in images {
             match self.api.remove_image(&image.id, true).await {
                 Ok(()) => removed += 1,
-                Err(e) if e.downcast_ref::<super::docker_api::DockerError>().is_some_and(|d| d.status == 404) => {}
+                // Gone already (pruned), or in use by a running container (cannot be forced).
+                Err(e) if e.downcast_ref::<super::docker_api::DockerError>().is_some_and(|d| d.status == 404 || d.status == 409) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -406,10 +409,20 @@ fn write_tar(entries: &[TarEntry], seed: u64, stream: u64, w: &mut impl Write) -
             }
             TarEntry::Random { path, size } => {
                 w.write_all(&header(path, *size, 0o644, b'0', ""))?;
+                // One random block per file, then each 4 KiB stamped with a counter: every block
+                // differs and nothing compresses, at memcpy speed (a CSPRNG for hundreds of MB
+                // is seconds in a debug build).
+                let first = (*size).min(buf.len() as u64) as usize;
+                rng.fill_bytes(&mut buf[..first]);
                 let mut left = *size;
+                let mut counter = rng.next_u64();
                 while left > 0 {
                     let n = left.min(buf.len() as u64) as usize;
-                    rng.fill_bytes(&mut buf[..n]);
+                    for block in buf[..n].chunks_mut(4096) {
+                        let k = block.len().min(8);
+                        block[..k].copy_from_slice(&counter.to_le_bytes()[..k]);
+                        counter = counter.wrapping_add(1);
+                    }
                     w.write_all(&buf[..n])?;
                     left -= n as u64;
                 }

@@ -312,15 +312,25 @@ mod tests {
         let markers = dir.path().join("active");
         let marker = Mutex::new(RunMarker::create_in(&markers, "disk-test", dir.path()).unwrap());
         let layout = NodeLayout::with_sock_base(dir.path(), "disk-test", &dir.path().join("s"));
-        let mut disk = NodeDisk::of_mb(64).with_inodes(2048).prepare(&layout, &marker).unwrap();
+        let disk = NodeDisk::of_mb(64).with_inodes(2048).prepare(&layout, &marker).unwrap();
+        // Unmounted even when an assertion below fails.
+        struct Unmount(MountedDisk);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = self.0.unmount();
+            }
+        }
+        let mut disk = Unmount(disk);
         assert!(is_mounted(&layout.data_root));
         let saved: RunMarker = serde_json::from_slice(&std::fs::read(markers.join("disk-test.json")).unwrap()).unwrap();
         assert_eq!(saved.mounts, vec![layout.data_root.clone()]);
         let st = nix::sys::statvfs::statvfs(&layout.data_root).unwrap();
         assert!(st.files() <= 4096, "inodes: {}", st.files());
-        assert_eq!(st.blocks_available(), st.blocks_free(), "no root reserve");
-        disk.unmount().unwrap();
-        disk.unmount().unwrap();
+        // No 5 % root reserve; ext4 still holds back ~2 % (its reserved-clusters pool).
+        let held = st.blocks_free() - st.blocks_available();
+        assert!(held * 100 <= st.blocks() * 3, "held back {held} of {} blocks", st.blocks());
+        disk.0.unmount().unwrap();
+        disk.0.unmount().unwrap();
         assert!(!is_mounted(&layout.data_root));
         assert!(!layout.image_file.exists());
     }

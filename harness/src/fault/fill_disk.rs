@@ -34,8 +34,10 @@ use crate::observe::disk::DiskUsage;
 pub const FILL_LABEL: &str = "hubchaos.fill";
 /// The directory [`FillWith::Files`] writes in, inside the data root.
 pub const FILL_DIR: &str = "hubchaos-fill";
-/// At most this many images per fill.
+/// At most this many images (attempts) per fill.
 pub const MAX_STEPS: u32 = 500;
+/// After ENOSPC the image step halves down to this percentage of the disk.
+pub const MIN_STEP_PCT: f64 = 0.5;
 /// At most this many files per fill.
 pub const MAX_FILES: u64 = 2_000_000;
 
@@ -157,20 +159,26 @@ impl Fault for FillDisk {
             FillWith::Images { step_pct } => {
                 let factory = ImageFactory::new(DockerApi::new(&layout.docker_socket), &env.run_id, env.seed);
                 let mut n = 0u32;
+                let mut attempts = 0u32;
                 let mut usage = before;
+                let mut step = step_pct;
                 let mut stopped_by = String::new();
-                while !self.reached(&usage) && n < MAX_STEPS && !env.cancel.is_cancelled() {
-                    let spec = self.next_image(&usage, n, &id, step_pct);
+                while !self.reached(&usage) && attempts < MAX_STEPS && !env.cancel.is_cancelled() {
+                    attempts += 1;
+                    let spec = self.next_image(&usage, n, &id, step);
                     match factory.build(&spec).await {
-                        Ok(_) => {}
-                        // Full before the target (100 %, or inodes out): that is full.
+                        Ok(_) => n += 1,
+                        // The daemon removes a layer it could not finish: halve the step and go on,
+                        // down to the smallest image; then the disk is as full as images make it.
                         Err(e) if no_space_message(&e).is_some() => {
-                            stopped_by = format!("; stopped by ENOSPC: {}", no_space_message(&e).unwrap_or_default());
-                            break;
+                            if step <= MIN_STEP_PCT {
+                                stopped_by = format!("; stopped by ENOSPC: {}", no_space_message(&e).unwrap_or_default());
+                                break;
+                            }
+                            step = (step / 2.0).max(MIN_STEP_PCT);
                         }
                         Err(e) => return Err(e.context(format!("fill-disk: image {n}"))),
                     }
-                    n += 1;
                     usage = DiskUsage::of(&layout.data_root)?;
                 }
                 let detail = describe(self.target, &before, &usage, &format!("{n} image(s)"), started, &stopped_by);

@@ -9,6 +9,9 @@ pub mod kill_process;
 pub mod leaky_hook;
 pub mod pause_process;
 pub mod schedule;
+pub mod fill_disk;
+pub mod wipe_cache;
+pub mod misconfigure;
 
 use async_trait::async_trait;
 
@@ -19,6 +22,9 @@ pub use kill_process::KillProcess;
 pub use leaky_hook::LeakyHook;
 pub use pause_process::PauseProcess;
 pub use schedule::Schedule;
+pub use fill_disk::FillDisk;
+pub use wipe_cache::WipeCache;
+pub use misconfigure::Misconfigure;
 
 use crate::component::seed::SeedPlan;
 use crate::env::Env;
@@ -30,6 +36,9 @@ pub struct DeployPlan {
     /// Python appended to the hub's `extra_config` (exec'd last by the hub config), e.g. the
     /// spawn hook of `leaky-hook`.
     pub hub_extra_config: String,
+    /// Environment overrides applied to a component's spec before it starts (`misconfigure`):
+    /// see [`misconfigure::apply_env_overrides`].
+    pub env_overrides: Vec<misconfigure::EnvOverride>,
 }
 
 #[async_trait]

@@ -9,3 +9,6 @@ pub mod prom;
 pub mod hub_state;
 pub mod procfs;
 pub mod residue;
+pub mod disk;
+pub mod docker;
+pub mod logs;
