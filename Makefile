@@ -25,6 +25,7 @@ unit: deps
 	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE) -E 'not binary(scenarios)'
 
 ## deps: Debian packages and tools the harness needs (idempotent; root installs, others are told).
+## docker.io is installed with a policy-rc.d guard so the package never starts a system dockerd.
 deps:
 	@missing=""; \
 	  command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
@@ -33,6 +34,17 @@ deps:
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	    else echo "missing Debian packages:$$missing — run: sudo apt-get install$$missing" >&2; exit 2; fi; \
+	  fi
+	@missing=""; \
+	  { command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ]; } || missing="$$missing docker.io"; \
+	  dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
+	  [ -x /usr/sbin/mkfs.ext4 ] || command -v mkfs.ext4 >/dev/null 2>&1 || missing="$$missing e2fsprogs"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	      guard=""; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1; }; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
+	      [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; [ $$rc = 0 ] || exit $$rc; \
+	    else echo "node scenarios need:$$missing (sudo apt-get install --no-install-recommends$$missing); they will be skipped" >&2; fi; \
 	  fi
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 

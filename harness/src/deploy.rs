@@ -17,7 +17,7 @@ use crate::fault::DeployPlan;
 use crate::observe::recorder::{RecordingProxy, Upstream};
 use crate::paths::fixtures_dir;
 use crate::profile::{ComponentName, Profile};
-use crate::scenario::Deployment;
+use crate::component::hub::HubOptions;
 use crate::toolchain::Toolchain;
 
 /// How long each part took to become ready.
@@ -65,7 +65,7 @@ fn overridden(profile: Option<&Profile>, name: ComponentName, spec: &mut crate::
 
 pub async fn deploy_hub_stack(
     env: &Env,
-    deployment: &Deployment,
+    hub_options: &HubOptions,
     plan: &DeployPlan,
     toolchain: &Toolchain,
     profile: Option<&Profile>,
@@ -100,7 +100,11 @@ pub async fn deploy_hub_stack(
 
     let harness_token = random_token(env);
     let culler_token = random_token(env);
-    let mut extra_config = deployment.hub.extra_config.clone();
+    let mut extra_config = hub_options.extra_config.clone();
+    if !plan.hub_extra_config.is_empty() {
+        extra_config.push('\n');
+        extra_config.push_str(&plan.hub_extra_config);
+    }
     if let Some(extra) = profile.and_then(|p| p.hub.extra_config.as_deref()) {
         extra_config.push('\n');
         extra_config.push_str(extra);
@@ -113,18 +117,18 @@ pub async fn deploy_hub_stack(
         proxy_auth_token: proxy.auth_token.clone(),
         db_url,
         singleuser_cmd: toolchain.venv_bin("jupyterhub-singleuser"),
-        singleuser_activity_interval: deployment.hub.singleuser_activity_interval.as_secs(),
+        singleuser_activity_interval: hub_options.singleuser_activity_interval.as_secs(),
         // Single-user servers carry the run id too, so a sweep finds them after a hub crash.
         singleuser_env: [("HUBCHAOS_RUN_ID".to_string(), env.run_id.clone())].into(),
-        last_activity_interval: deployment.hub.last_activity_interval.as_secs().max(1),
-        poll_interval: deployment.hub.poll_interval.as_secs().max(1),
-        allow_named_servers: deployment.hub.allow_named_servers,
-        named_server_limit_per_user: deployment.hub.named_server_limit_per_user,
-        admin_users: deployment.hub.admin_users.clone(),
-        log_level: deployment.hub.log_level.clone(),
+        last_activity_interval: hub_options.last_activity_interval.as_secs().max(1),
+        poll_interval: hub_options.poll_interval.as_secs().max(1),
+        allow_named_servers: hub_options.allow_named_servers,
+        named_server_limit_per_user: hub_options.named_server_limit_per_user,
+        admin_users: hub_options.admin_users.clone(),
+        log_level: hub_options.log_level.clone(),
         services: vec![
             ServiceSetting { name: "harness".into(), api_token: harness_token.clone(), scopes: strings(HARNESS_SCOPES) },
-            ServiceSetting { name: "idle-culler".into(), api_token: culler_token.clone(), scopes: deployment.hub.culler_scopes.clone() },
+            ServiceSetting { name: "idle-culler".into(), api_token: culler_token.clone(), scopes: hub_options.culler_scopes.clone() },
         ],
         extra_config,
     };

@@ -46,9 +46,17 @@ pub mod prelude {
     pub use std::time::Duration;
 
     pub use crate::check::{
-        Check, Convergence, Direction, ErrorClass, ErrorResponses, LatencyCeiling, NoProtectedUserHarmed, RateCeiling,
-        Recovery, Restarts, WastedRequests,
+        Check, ComponentUp, Convergence, Direction, DiskBelow, ErrorClass, ErrorResponses, FailureReason, ImagesSpared,
+        LatencyCeiling, LeakSlope, NoDeletion, NoProtectedUserHarmed, RateCeiling, Recovery, Restarts, ReturnsToBaseline,
+        WastedRequests,
     };
+    pub use crate::component::image_cleaner::CleanerOptions;
+    pub use crate::component::images::ImageSpec;
+    pub use crate::component::node::NodeOptions;
+    pub use crate::fault::{FillDisk, LeakyHook, Misconfigure, WipeCache};
+    pub use crate::observe::procfs::{CHILD_PROCESSES, LISTENING_PORTS, OPEN_FDS, RSS_BYTES, THREADS};
+    pub use crate::observe::residue::{HOME_DIRS, RESIDUE, RUNTIME_FILES};
+    pub use crate::workload::{ImportImages, SpawnChurn};
     pub use crate::component::culler::CullerOptions;
     pub use crate::component::hub::HubOptions;
     pub use crate::observe::hub_state::{ACTIVE_SERVERS, HUB_API};

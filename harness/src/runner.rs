@@ -3,17 +3,20 @@
 //! 1. resolve the backend and its prerequisites (a missing one => Skipped with the reason);
 //!    sweep what abandoned runs left behind; install the pinned components if needed;
 //! 2. create the run dir, seed, tokens, ports; write `scenario.json`;
-//! 3. deploy the components (seed the hub's database first, for faults that need it) and
-//!    await each one's readiness, bounded;
+//! 3. deploy the components and await each one's readiness, bounded: the node (disk,
+//!    dockerd, recorder on its socket, image cleaner), then the hub stack (its database seeded
+//!    first, for faults that need it: proxy, hub, recorder in front of the hub);
 //! 4. steady state before (fail => Aborted: the environment was not healthy);
 //! 5. start samplers; open the workload window; inject the faults due at its start (the setup:
 //!    users that piled up, servers running); snapshot the hub's state; start the culler (it
 //!    arrives at a hub where users piled up, as in 2018); then start the workloads and the rest
 //!    of the fault schedule, all under one cancellation token, timed from the end of the setup;
-//! 6. stop at the deadline (`duration` after the setup; SIGINT/SIGTERM => Interrupted);
+//! 6. stop at the deadline (`duration` after the setup, or earlier when every workload has
+//!    finished its bounded work; SIGINT/SIGTERM => Interrupted);
 //!    snapshot the hub's state;
 //! 7. heal every live fault;
-//! 8. steady state after, within the recovery window (fail => Deviated);
+//! 8. steady state after, within the recovery window (fail => Deviated); keep sampling for
+//!    `sample_after`, then stop the samplers;
 //! 9. collect logs (each component's output is already in `logs/`);
 //! 10. run the checks on the history (a check that errors => Unknown);
 //! 11. write the report (`outcome.json`, `summary.md`, `resources.svg`, `rate.svg`,
@@ -33,12 +36,15 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::local::LocalBackend;
 use crate::backend::Backend;
 use crate::check::{run_check, CheckResult};
+use crate::component::node::deploy_node;
 use crate::deploy::{deploy_culler, deploy_hub_stack, DeployTimings};
 use crate::env::Env;
 use crate::fault::{DeployPlan, FaultGuard};
 use crate::observe::history::{Event, Recorder, SETUP_DONE, WORKLOAD_START, WORKLOAD_STOP};
 use crate::observe::hub_state::HubStateSampler;
+use crate::observe::procfs::ProcSampler;
 use crate::observe::prom::PromSampler;
+use crate::observe::residue::ResidueSampler;
 use crate::observe::samples::SampleSink;
 use crate::outcome::Outcome;
 use crate::probe::{await_probe, Awaited, Probe};
@@ -107,10 +113,10 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Step 1 for `needs`: the reason to skip, if any.
+/// Step 1 for `needs`: the reason to skip, if any. Cheap (no installs): used for `--list`.
 pub fn missing_prerequisite(scenario: &Scenario) -> Option<String> {
     if scenario.needs.root && !is_root() {
-        return Some("needs root (loop mounts, foreign process groups): run as root or in a root container".into());
+        return Some(crate::component::node_disk::requires_root().err().unwrap_or_default());
     }
     if scenario.needs.binderhub && std::env::var_os("HUBCHAOS_BINDERHUB").is_none() {
         return Some("needs BinderHub: set HUBCHAOS_BINDERHUB to a wheel, a source dir or a pip spec".into());
@@ -135,6 +141,14 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> RunReport {
     // 1. prerequisites, sweep, toolchain.
     if let Some(reason) = missing_prerequisite(&scenario) {
         return finish(&run_dir, early_report(&test_name, Outcome::Skipped(reason), run_dir.path.clone(), wall));
+    }
+    if scenario.needs.docker {
+        // Installs Debian's docker.io when root and missing; a reason to skip otherwise.
+        match tokio::task::spawn_blocking(crate::component::dockerd::ensure_docker_installed).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(reason)) => return finish(&run_dir, early_report(&test_name, Outcome::Skipped(reason), run_dir.path.clone(), wall)),
+            Err(e) => return finish(&run_dir, early_report(&test_name, Outcome::Errored(format!("{e}")), run_dir.path.clone(), wall)),
+        }
     }
     let swept = sweep_abandoned();
     if !swept.is_empty() {
@@ -166,7 +180,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> RunReport {
     let signals = spawn_signal_watch(cancel.clone(), interrupted.clone());
 
     // 3-10.
-    let lifecycle = lifecycle(&scenario, &env, &toolchain, opts.profile.as_ref()).await;
+    let lifecycle = lifecycle(&scenario, &env, &marker, &toolchain, opts.profile.as_ref()).await;
     let mut outcome = lifecycle.outcome.clone().unwrap_or_else(|| Outcome::from_checks(&lifecycle.checks, lifecycle.deviated.clone()));
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         outcome = Outcome::Interrupted;
@@ -276,7 +290,13 @@ async fn steady(probes: &[Box<dyn Probe>], env: &Env, within: Duration) -> Resul
     Ok(started.elapsed())
 }
 
-async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profile: Option<&Profile>) -> Lifecycle {
+async fn lifecycle(
+    scenario: &Scenario,
+    env: &Env,
+    marker: &Arc<Mutex<RunMarker>>,
+    toolchain: &Toolchain,
+    profile: Option<&Profile>,
+) -> Lifecycle {
     let mut out = Lifecycle::default();
     let rec = &env.recorder;
 
@@ -288,14 +308,28 @@ async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profil
             return out;
         }
     }
-    match deploy_hub_stack(env, &scenario.deploy, &plan, toolchain, profile).await {
-        Ok(t) => {
-            rec.phase("deployed", serde_json::to_string(&t).unwrap_or_default());
-            out.deploy = Some(t);
+    let node_stop = env.cancel.child_token();
+    let mut node = None;
+    if let Some(options) = &scenario.deploy.node {
+        let cleaner = toolchain.venv_bin("docker-image-cleaner");
+        match deploy_node(env, marker, options, &plan, &cleaner, profile, node_stop.clone()).await {
+            Ok(n) => node = Some(n),
+            Err(e) => {
+                out.outcome = Some(Outcome::Errored(format!("deploying the node failed: {e:#}")));
+                return out;
+            }
         }
-        Err(e) => {
-            out.outcome = Some(Outcome::Errored(format!("deploy failed: {e:#}")));
-            return out;
+    }
+    if let Some(hub) = &scenario.deploy.hub {
+        match deploy_hub_stack(env, hub, &plan, toolchain, profile).await {
+            Ok(t) => {
+                rec.phase("deployed", serde_json::to_string(&t).unwrap_or_default());
+                out.deploy = Some(t);
+            }
+            Err(e) => {
+                out.outcome = Some(Outcome::Errored(format!("deploy failed: {e:#}")));
+                return out;
+            }
         }
     }
     if env.cancel.is_cancelled() {
@@ -312,7 +346,17 @@ async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profil
 
     // 5. samplers, faults, workloads.
     let samplers_stop = env.cancel.child_token();
-    let mut samplers = Vec::new();
+    let mut samplers = vec![tokio::spawn(ProcSampler { every: SAMPLE_EVERY }.run(
+        env.backend.clone(),
+        rec.clone(),
+        env.samples.clone(),
+        samplers_stop.clone(),
+    ))];
+    if let Some(node) = &node {
+        let (disk, docker) = node.samplers(SAMPLE_EVERY);
+        samplers.push(tokio::spawn(disk.run(rec.clone(), env.samples.clone(), samplers_stop.clone())));
+        samplers.push(tokio::spawn(docker.run(rec.clone(), env.samples.clone(), samplers_stop.clone())));
+    }
     if let Ok(hub) = env.hub() {
         samplers.push(tokio::spawn(
             PromSampler {
@@ -330,6 +374,11 @@ async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profil
                 samplers_stop.clone(),
             ),
         ));
+        samplers.push(tokio::spawn(ResidueSampler::local_hub(&env.run_dir, SAMPLE_EVERY).run(
+            rec.clone(),
+            env.samples.clone(),
+            samplers_stop.clone(),
+        )));
     }
     rec.phase(WORKLOAD_START, "");
     let window_start = Instant::now();
@@ -379,13 +428,25 @@ async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profil
         }
     }
 
+    // Bounded workloads (N cycles) may all finish before the deadline: the window then closes.
+    let all_done = Arc::new(tokio::sync::Notify::new());
+    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workload_futs = Vec::new();
     if out.outcome.is_none() {
         for w in &scenario.workloads {
             let stop = window_stop.clone();
-            workload_futs.push(async move { (w.name(), w.run(env, stop).await) });
+            let (all_done, remaining) = (all_done.clone(), remaining.clone());
+            remaining.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            workload_futs.push(async move {
+                let result = w.run(env, stop).await;
+                if remaining.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                    all_done.notify_one();
+                }
+                (w.name(), result)
+            });
         }
     }
+    let has_workloads = !workload_futs.is_empty();
     let timed_faults = async {
         let mut errs = Vec::new();
         for (at, scheduled) in later {
@@ -412,6 +473,7 @@ async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profil
             tokio::select! {
                 _ = tokio::time::sleep(scenario.duration.saturating_sub(window_start.elapsed())) => {}
                 _ = env.cancel.cancelled() => {}
+                _ = all_done.notified(), if has_workloads => {}
             }
         }
         window_stop.cancel();
@@ -458,7 +520,15 @@ async fn lifecycle(scenario: &Scenario, env: &Env, toolchain: &Toolchain, profil
             }
         }
     }
+    // Resource curves after the window (returns-to-baseline needs them), bounded.
+    if !scenario.sample_after.is_zero() && !env.cancel.is_cancelled() {
+        tokio::select! {
+            _ = tokio::time::sleep(scenario.sample_after) => {}
+            _ = env.cancel.cancelled() => {}
+        }
+    }
     samplers_stop.cancel();
+    node_stop.cancel();
     for s in samplers {
         let _ = s.await;
     }

@@ -24,11 +24,30 @@ pub struct Needs {
     pub binderhub: bool,
 }
 
-/// What the local backend deploys: always the proxy and the hub; the culler if given.
+/// What the local backend deploys: the proxy and the hub (if `hub`), the culler (after the
+/// setup), a node (disk, dockerd, image cleaner).
 #[derive(Debug, Clone, Default)]
 pub struct Deployment {
-    pub hub: HubOptions,
+    pub hub: Option<HubOptions>,
     pub culler: Option<CullerOptions>,
+    pub node: Option<crate::component::node::NodeOptions>,
+}
+
+impl Deployment {
+    /// The hub with these options (and the proxy in front of it).
+    pub fn hub(options: HubOptions) -> Self {
+        Self { hub: Some(options), ..Self::default() }
+    }
+
+    /// A node only: disk, dockerd, image cleaner; no hub.
+    pub fn node(options: crate::component::node::NodeOptions) -> Self {
+        Self { node: Some(options), ..Self::default() }
+    }
+
+    /// The hub's options, for scenarios that adjust a hub they declared.
+    pub fn hub_mut(&mut self) -> &mut HubOptions {
+        self.hub.as_mut().expect("this scenario declares no hub: set `deploy.hub` first")
+    }
 }
 
 /// Probes before the run (fail => Aborted: the environment was not healthy) and after it
@@ -89,6 +108,8 @@ pub struct Scenario {
     /// Long scenarios (many minutes) are left out of `make test` (listed as ignored) and run
     /// by `make test-chaos`, which includes ignored trials.
     pub long: bool,
+    /// Keep sampling this long after the window closes (for "returns to baseline" checks).
+    pub sample_after: Duration,
 }
 
 impl Scenario {
@@ -108,6 +129,7 @@ impl Scenario {
             key_figure: None,
             heavy: true,
             long: false,
+            sample_after: Duration::ZERO,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::env::Env;
 use crate::fault::DeployPlan;
 use crate::observe::history::Recorder;
 use crate::observe::samples::SampleSink;
-use crate::scenario::Deployment;
+use crate::component::hub::HubOptions;
 use crate::sweep::{end_run_processes, RunMarker, SweepReport};
 use crate::toolchain::{EnsureOptions, Pins, Toolchain};
 
@@ -64,9 +64,8 @@ async fn stack_once(toolchain: &Toolchain, dir: &std::path::Path, id: &str) -> a
     let recorder = Recorder::in_memory(Instant::now());
     let backend = Arc::new(LocalBackend::new(id, run_dir.join("logs"), recorder.clone(), marker.clone()));
     let env = Env::new(id.into(), run_dir, 0, Arc::new(backend.clone()), recorder, SampleSink::default(), CancellationToken::new());
-    let deployment = Deployment::default();
     let result = async {
-        let t = deploy_hub_stack(&env, &deployment, &DeployPlan::default(), toolchain, None).await?;
+        let t = deploy_hub_stack(&env, &HubOptions::default(), &DeployPlan::default(), toolchain, None).await?;
         let culler = deploy_culler(&env, &quick_culler(), toolchain, None).await?;
         anyhow::Ok(t.stack_ready_s + culler)
     }
@@ -147,7 +146,7 @@ pub async fn hub_recorder_bench(opts: crate::bench::BenchOptions) -> anyhow::Res
     let backend = Arc::new(LocalBackend::new(&id, run_dir.join("logs"), recorder.clone(), marker.clone()));
     let env = Env::new(id.clone(), run_dir, 0, Arc::new(backend.clone()), recorder, SampleSink::default(), CancellationToken::new());
     let result = async {
-        deploy_hub_stack(&env, &Deployment::default(), &DeployPlan::default(), &toolchain, None).await?;
+        deploy_hub_stack(&env, &HubOptions::default(), &DeployPlan::default(), &toolchain, None).await?;
         crate::bench::recorder_bench_against(env.hub()?.hub_addr, "/hub/api/", opts).await
     }
     .await;

@@ -27,6 +27,13 @@ pub struct RunMarker {
     /// Mount points the run created (unmounted by the sweep, deepest first).
     #[serde(default)]
     pub mounts: Vec<PathBuf>,
+    /// Files and directories outside the run dir to remove (disk images, socket dirs).
+    #[serde(default)]
+    pub remove_paths: Vec<PathBuf>,
+    /// The harness process's start time (clock ticks since boot, `/proc/<pid>/stat` field 22):
+    /// a live pid with another start time is a recycled pid, and the run is abandoned.
+    #[serde(default)]
+    pub harness_start: u64,
     #[serde(skip)]
     path: PathBuf,
 }
@@ -44,6 +51,8 @@ impl RunMarker {
             run_dir: run_dir.into(),
             process_groups: Vec::new(),
             mounts: Vec::new(),
+            remove_paths: Vec::new(),
+            harness_start: start_time(std::process::id()).unwrap_or(0),
             path: dir.join(format!("{run_id}.json")),
         };
         marker.save()?;
@@ -58,6 +67,12 @@ impl RunMarker {
 
     pub fn add_mount(&mut self, mount: PathBuf) {
         self.mounts.push(mount);
+    }
+
+    pub fn add_path_to_remove(&mut self, path: PathBuf) {
+        if !self.remove_paths.contains(&path) {
+            self.remove_paths.push(path);
+        }
     }
 
     /// Written atomically (temp + rename) so a kill mid-write leaves the old marker.
@@ -119,11 +134,22 @@ fn all_pids() -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Field 5 of `/proc/<pid>/stat` (after the parenthesised comm, which may contain spaces).
-fn pgid_of(pid: u32) -> Option<u32> {
+/// Field `n` (1-based, as in proc(5)) of `/proc/<pid>/stat`, counted after the
+/// parenthesised comm, which may contain spaces.
+fn stat_field(pid: u32, n: usize) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(2)?.parse().ok()
+    rest.split_whitespace().nth(n - 3)?.parse().ok()
+}
+
+/// Field 5: the process group.
+fn pgid_of(pid: u32) -> Option<u32> {
+    stat_field(pid, 5).map(|g| g as u32)
+}
+
+/// Field 22: when the process started (clock ticks since boot).
+fn start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 22)
 }
 
 /// Every live process whose process group is `pgid`.
@@ -187,11 +213,32 @@ fn is_mounted(path: &Path) -> bool {
 pub fn sweep_marker(marker: &RunMarker, report: &mut SweepReport) {
     end_run_processes(&marker.run_id, report);
     for mount in marker.mounts.iter().rev() {
-        if is_mounted(mount) {
+        // A path can carry stacked mounts: unmount until it is free (bounded).
+        for _ in 0..8 {
+            if !is_mounted(mount) {
+                break;
+            }
             match unmount(mount) {
                 Ok(()) => report.unmounted.push(mount.clone()),
-                Err(e) => report.errors.push(format!("umount {}: {e}", mount.display())),
+                Err(e) => {
+                    report.errors.push(format!("umount {}: {e}", mount.display()));
+                    break;
+                }
             }
+        }
+    }
+    for path in &marker.remove_paths {
+        let mounted_below = fs::read_to_string("/proc/self/mounts")
+            .map(|m| m.lines().any(|l| l.split_whitespace().nth(1).is_some_and(|p| Path::new(p).starts_with(path))))
+            .unwrap_or(false);
+        if mounted_below {
+            report.errors.push(format!("not removing {}: something is still mounted below it", path.display()));
+            continue;
+        }
+        let removed = if path.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => report.errors.push(format!("removing {}: {e}", path.display())),
+            _ => {}
         }
     }
     report.runs.push(marker.run_id.clone());
@@ -221,19 +268,12 @@ pub fn sweep_abandoned_in(dir: &Path) -> SweepReport {
         };
         let harness_alive = pid_alive(marker.harness_pid)
             && marker.harness_pid != std::process::id()
-            && is_hubchaos_process(marker.harness_pid);
+            && (marker.harness_start == 0 || start_time(marker.harness_pid) == Some(marker.harness_start));
         if !harness_alive {
             sweep_marker(&marker, &mut report);
         }
     }
     report
-}
-
-/// Is `pid` a hubchaos harness (the marker's pid may have been recycled)?
-fn is_hubchaos_process(pid: u32) -> bool {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains("hubchaos") || String::from_utf8_lossy(&c).contains("scenarios"))
-        .unwrap_or(false)
 }
 
 pub fn sweep_abandoned() -> SweepReport {
@@ -268,12 +308,16 @@ mod tests {
     }
 
     #[test]
-    fn a_live_runs_marker_is_left_alone() {
+    fn a_live_harness_is_left_alone_and_a_recycled_pid_is_not() {
         let dir = tempfile::tempdir().unwrap();
-        let marker = RunMarker::create_in(dir.path(), "alive", dir.path()).unwrap();
-        // Our own pid: alive, but it is us, so it counts as abandoned only for other runs.
-        let mut m = marker.clone();
-        m.harness_pid = 1; // init: alive but not a hubchaos process => treated as recycled
+        // A live harness (pid 1 with its real start time stands in for one): left alone.
+        let mut m = RunMarker::create_in(dir.path(), "alive", dir.path()).unwrap();
+        m.harness_pid = 1;
+        m.harness_start = start_time(1).unwrap();
+        m.save().unwrap();
+        assert!(sweep_abandoned_in(dir.path()).runs.is_empty());
+        // The same pid with another start time is a recycled pid: the run is abandoned.
+        m.harness_start += 1;
         m.save().unwrap();
         let report = sweep_abandoned_in(dir.path());
         assert_eq!(report.runs, vec!["alive".to_string()]);

@@ -80,7 +80,7 @@ pub fn refused_requests_are_caught() -> Scenario {
          hub answers 403 to every DELETE /hub/api/users/{name}.",
         culler_2018(),
     );
-    s.deploy.hub.culler_scopes.retain(|scope| scope != "admin:users");
+    s.deploy.hub_mut().culler_scopes.retain(|scope| scope != "admin:users");
     s.expect = Expectation::fail_on(
         &["error-responses:culler", "convergence:users"],
         "the culler may not delete users: 403s, and the idle users stay",
@@ -123,7 +123,7 @@ pub fn slow_route_restore_is_caught() -> Scenario {
     s.name = "slow_route_restore_is_caught";
     s.incident = "Negative control for the recovery check: after the proxy restarts empty, the hub \
                   re-adds routes only at its next route check, 300 s away.";
-    s.deploy.hub.last_activity_interval = Duration::from_secs(300);
+    s.deploy.hub_mut().last_activity_interval = Duration::from_secs(300);
     s.steady_state.recovery = Duration::from_secs(5);
     s.expect = Expectation::fail_on(&["recovery"], "routes are restored only every 300 s");
     s

@@ -94,8 +94,11 @@ pub fn culler_replay(
 
     let mut s = Scenario::new(area, name, incident);
     s.deploy = Deployment {
-        hub: HubOptions { allow_named_servers: users.running_idle_named > 0 || users.stopped_named_per_user > 0, ..HubOptions::default() },
         culler: Some(culler),
+        ..Deployment::hub(HubOptions {
+            allow_named_servers: users.running_idle_named > 0 || users.stopped_named_per_user > 0,
+            ..HubOptions::default()
+        })
     };
     s.faults = vec![Scheduled::new(users, Schedule::throughout())];
     s.workloads = vec![
@@ -172,6 +175,8 @@ pub fn overlapping_rounds() -> Scenario {
          both stop the same idle servers and delete the same users (404 on DELETE /hub/api/users/{name}). \
          Upstream issue draft in the README.",
     );
+    // ~4 minutes, and the check it shows is also covered by a control: `make test-chaos` only.
+    s.long = true;
     s
 }
 

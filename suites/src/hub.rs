@@ -14,10 +14,7 @@ pub fn proxy_killed() -> Scenario {
          routing table. The hub re-adds routes when it checks the proxy (every \
          last_activity_interval); until then users' servers are unreachable.",
     );
-    s.deploy = Deployment {
-        hub: HubOptions { last_activity_interval, ..HubOptions::default() },
-        culler: None,
-    };
+    s.deploy = Deployment::hub(HubOptions { last_activity_interval, ..HubOptions::default() });
     s.faults = vec![
         Scheduled::new(AccumulateUsers { running_active: 3, ..Default::default() }, Schedule::throughout()),
         Scheduled::new(KillProcess::of("proxy"), Schedule::at(Duration::from_secs(10))),

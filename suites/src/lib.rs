@@ -1,9 +1,11 @@
 //! The scenarios, one module per area. Each function returns a pure declaration; the test
 //! binary (`main.rs`) turns each into one libtest-mimic trial named `local::<area>::<name>`.
 
+pub mod cleaner;
 pub mod controls;
 pub mod culler;
 pub mod hub;
+pub mod spawn;
 
 use hubchaos::scenario::Scenario;
 
@@ -21,5 +23,17 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         controls::hub_stall_is_caught,
         controls::proxy_crash_loop_is_caught,
         controls::slow_route_restore_is_caught,
+        spawn::churn_without_leak,
+        spawn::residue_after_churn,
+        spawn::leak_is_caught,
+        spawn::small_leak_is_caught,
+        spawn::fd_leak_is_caught,
+        cleaner::starts_and_stays_up,
+        cleaner::frees_space_over_threshold_blocks,
+        cleaner::frees_space_over_threshold_inodes,
+        cleaner::spares_images_in_use,
+        cleaner::disabled_at_zero,
+        cleaner::cleaner_misconfigured_is_caught,
+        cleaner::disk_full_is_reported,
     ]
 }

@@ -170,6 +170,7 @@ impl LocalBackend {
                     client.get(url).send().await,
                     Ok(resp) if resp.status().as_u16() < 500
                 ),
+                Readiness::UnixHttp { socket, path } => crate::component::docker_api::unix_http_ready(socket, path).await,
             };
             if ready {
                 return Ok(());
@@ -182,6 +183,8 @@ impl LocalBackend {
                     sup.spec.ready_within,
                     match &sup.spec.readiness {
                         Readiness::Http { url } => format!("no answer below 500 from {url}"),
+                        Readiness::UnixHttp { socket, path } =>
+                            format!("no answer below 500 to GET {path} on unix://{}", socket.display()),
                         Readiness::Running => "process not running".into(),
                     }
                 );

@@ -20,6 +20,8 @@ use crate::component::command::CommandSpec;
 pub enum Readiness {
     /// An HTTP GET on this URL answers with a status below 500 (401/403 mean "up").
     Http { url: String },
+    /// An HTTP GET of `path` on a unix socket answers below 500 (dockerd's `/_ping`).
+    UnixHttp { socket: PathBuf, path: String },
     /// The process is running (for programs without an endpoint, e.g. the culler).
     Running,
 }

@@ -16,6 +16,7 @@ pub mod component_up;
 pub mod disk_below;
 pub mod images_spared;
 pub mod no_deletion;
+pub mod failure_reason;
 #[cfg(test)]
 pub(crate) mod testkit;
 
@@ -34,3 +35,4 @@ pub use component_up::ComponentUp;
 pub use disk_below::DiskBelow;
 pub use images_spared::ImagesSpared;
 pub use no_deletion::NoDeletion;
+pub use failure_reason::FailureReason;

@@ -9,5 +9,6 @@ pub mod node_disk;
 pub mod dockerd;
 pub mod images;
 pub mod image_cleaner;
+pub mod node;
 #[cfg(test)]
 mod node_live_tests;

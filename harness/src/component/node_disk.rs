@@ -146,6 +146,7 @@ impl NodeDisk {
         {
             let mut m = marker.lock().unwrap();
             m.add_mount(layout.data_root.clone());
+            m.add_path_to_remove(layout.image_file.clone());
             m.save().context("saving the run marker before mounting")?;
         }
         let mount_args = ["-o".to_string(), "loop".into(), layout.image_file.display().to_string(), layout.data_root.display().to_string()];
@@ -236,21 +237,34 @@ fn select_under(mut points: Vec<PathBuf>, prefix: &Path) -> Vec<PathBuf> {
 
 /// Unmount everything at or beneath `prefix`, deepest first; a busy mount is detached lazily
 /// (`umount -l`, which also detaches what is beneath it). Returns the errors.
+///
+/// Rounds until nothing is left (at most 8): a path can carry stacked mounts (dockerd bind-mounts
+/// its data root onto itself when that root's propagation is shared).
 pub fn unmount_all_under(prefix: &Path) -> Vec<String> {
     let mut errors = Vec::new();
-    for m in mounts_under(prefix) {
-        if !is_mounted(&m) {
-            continue; // a lazy unmount above took it along
+    for _round in 0..8 {
+        let left = mounts_under(prefix);
+        if left.is_empty() {
+            return Vec::new();
         }
-        let ok = Command::new("umount").arg(&m).output().map(|o| o.status.success()).unwrap_or(false);
-        if ok {
-            continue;
+        errors.clear();
+        for m in left {
+            if !is_mounted(&m) {
+                continue; // a lazy unmount above took it along
+            }
+            let ok = Command::new("umount").arg(&m).output().map(|o| o.status.success()).unwrap_or(false);
+            if ok {
+                continue;
+            }
+            match Command::new("umount").arg("-l").arg(&m).output() {
+                Ok(o) if o.status.success() => {}
+                Ok(o) => errors.push(format!("umount -l {}: {}", m.display(), String::from_utf8_lossy(&o.stderr).trim())),
+                Err(e) => errors.push(format!("umount -l {}: {e}", m.display())),
+            }
         }
-        match Command::new("umount").arg("-l").arg(&m).output() {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => errors.push(format!("umount -l {}: {}", m.display(), String::from_utf8_lossy(&o.stderr).trim())),
-            Err(e) => errors.push(format!("umount -l {}: {e}", m.display())),
-        }
+    }
+    if !mounts_under(prefix).is_empty() && errors.is_empty() {
+        errors.push(format!("mounts left under {} after 8 rounds", prefix.display()));
     }
     errors
 }

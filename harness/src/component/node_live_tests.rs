@@ -148,6 +148,11 @@ async fn node_live() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     over.heal().await.unwrap();
     guard.heal().await.unwrap();
+    // Inodes with images of empty files, under the threshold (no prune).
+    let t = Instant::now();
+    let g = FillDisk::inodes(60.0).inject(&env).await.unwrap();
+    eprintln!("MEASURE fill-disk inodes 60% with images: {:.2} s -> {:?}", t.elapsed().as_secs_f64(), DiskUsage::of(&layout.data_root).unwrap());
+    g.heal().await.unwrap();
     let present = api.images(None, false).await.unwrap();
     assert!(present.iter().any(|i| i.id == keep.id), "the image in use was deleted");
     eprintln!("images left after the cleaner: {:?}", present.iter().map(|i| i.tags()).collect::<Vec<_>>());

@@ -6,6 +6,7 @@ pub mod hub_latency;
 pub mod keep_active;
 pub mod reach_servers;
 pub mod spawn_churn;
+pub mod import_images;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +15,7 @@ pub use hub_latency::HubLatency;
 pub use keep_active::KeepActive;
 pub use reach_servers::ReachServers;
 pub use spawn_churn::SpawnChurn;
+pub use import_images::ImportImages;
 
 use crate::env::Env;
 

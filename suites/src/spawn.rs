@@ -1,0 +1,109 @@
+//! Spawn churn and leaks (2018-04-18: a KubeSpawner change leaked a watcher thread and pool per
+//! spawn; the hub died after N launches and nobody saw the curve until the outage).
+
+use hubchaos::prelude::*;
+
+/// Users cycling their servers at once.
+const USERS: usize = 2;
+/// Spawns to ignore before fitting slopes (imports, caches).
+const WARMUP: usize = 6;
+/// Allowed growth per spawn on a clean hub: its RSS moves in 128 KB steps with ~50 KB of
+/// spread, measured at +5..+16 KB/spawn over 80 spawns here.
+const RSS_PER_SPAWN: f64 = 50.0 * 1024.0;
+const COUNT_PER_SPAWN: f64 = 0.05;
+
+/// Spawn churn against the hub, judged on its resource curves: slopes of RSS, FDs and threads
+/// against completed spawns, and FDs, threads, children and listening ports back to where
+/// they started once the churn stops.
+pub fn churn(area: &'static str, name: &'static str, incident: &'static str, cycles_per_user: usize) -> Scenario {
+    let mut s = Scenario::new(area, name, incident);
+    s.deploy = Deployment::hub(HubOptions::default());
+    s.workloads = vec![Box::new(SpawnChurn { users: USERS, cycles: Some(cycles_per_user), ..Default::default() })];
+    s.steady_state = SteadyState { before: vec![Box::new(HubAnswers)], after: vec![Box::new(HubAnswers)], recovery: Duration::from_secs(30) };
+    // Bounded by the cycles; this is the backstop (spawns take 3-8 s here).
+    s.duration = Duration::from_secs(20 * cycles_per_user as u64 + 60);
+    s.sample_after = Duration::from_secs(12);
+    s.checks = vec![
+        Box::new(LeakSlope::new("hub", RSS_BYTES, RSS_PER_SPAWN).warmup(WARMUP)),
+        Box::new(LeakSlope::new("hub", OPEN_FDS, COUNT_PER_SPAWN).warmup(WARMUP)),
+        Box::new(LeakSlope::new("hub", THREADS, COUNT_PER_SPAWN).warmup(WARMUP)),
+        Box::new(ReturnsToBaseline::hub()),
+    ];
+    s.key_figure("leak-slope:hub:rss_bytes", "slope", "B/spawn")
+}
+
+pub fn churn_without_leak() -> Scenario {
+    churn(
+        "spawn",
+        "churn_without_leak",
+        "Users start, reach (through the proxy), use and stop their servers over and over on a clean \
+         hub: no resource of the hub may grow with the spawns.",
+        12,
+    )
+}
+
+/// The hub's spawn hook keeps 1 MB per spawn (a leak as blunt as 2018's).
+pub fn leak_is_caught() -> Scenario {
+    let mut s = churn(
+        "controls",
+        "leak_is_caught",
+        "Negative control for leak-slope: a spawn hook retains 1 MB per spawn.",
+        10,
+    );
+    s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 1 << 20, fds_per_spawn: 0 }, Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 1 MB per spawn");
+    s
+}
+
+/// 100 KB per spawn: twice the allowed slope, within noise of a single sample.
+pub fn small_leak_is_caught() -> Scenario {
+    let mut s = churn(
+        "controls",
+        "small_leak_is_caught",
+        "Negative control for leak-slope at its resolution: a spawn hook retains 100 KB per spawn.",
+        20,
+    );
+    s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 100 << 10, fds_per_spawn: 0 }, Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 100 KB per spawn");
+    s
+}
+
+/// One file descriptor per spawn, never closed.
+pub fn fd_leak_is_caught() -> Scenario {
+    let mut s = churn(
+        "controls",
+        "fd_leak_is_caught",
+        "Negative control for leak-slope and returns-to-baseline: a spawn hook opens a file per spawn \
+         and never closes it.",
+        10,
+    );
+    s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 0, fds_per_spawn: 1 }, Schedule::throughout()));
+    s.expect = Expectation::fail_on(
+        &["leak-slope:hub:open_fds", "returns-to-baseline:hub"],
+        "the hook opens one file per spawn and keeps it",
+    );
+    s
+}
+
+/// What the real spawner leaves behind after churn: home folders (by design, one per user)
+/// and jupyter-server runtime files (one pair per spawn).
+pub fn residue_after_churn() -> Scenario {
+    let mut s = churn(
+        "spawn",
+        "residue_after_churn",
+        "After churn, the spawner's residue (home folders, runtime files) is back to where it was, \
+         but for one home folder per user, which SimpleLocalProcessSpawner keeps by design.",
+        5,
+    );
+    s.checks = vec![Box::new(
+        ReturnsToBaseline::of(RESIDUE, &[HOME_DIRS, RUNTIME_FILES], 0.0).allow(HOME_DIRS, USERS as f64).labelled("residue"),
+    )];
+    s.key_figure = None;
+    s.expect = Expectation::fail_on(
+        &["returns-to-baseline:residue"],
+        "upstream: the hub stops single-user servers with SIGINT; jupyter-server only installs its SIGINT \
+         handler when stdin is a TTY, so without one it exits without cleanup and leaves \
+         jpserver-<pid>.json and jpserver-<pid>-open.html in the runtime dir on every stop",
+    );
+    s
+}
