@@ -300,7 +300,7 @@ mod tests {
         marker.save().unwrap();
 
         let report = sweep_abandoned_in(dir.path());
-        assert_eq!(report.runs, vec![run_id.clone()]);
+        assert_eq!(report.runs, vec![run_id.clone()], "{report:?}");
         assert!(report.processes_ended.contains(&child.id()), "{report:?}");
         let status = child.wait().unwrap();
         assert!(!status.success());
