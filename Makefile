@@ -8,7 +8,11 @@ export HUBCHAOS_RUN_GROUP
 NEXTEST_PROFILE ?= ci
 HUBCHAOS = $(CARGO) run --quiet -p hubchaos --
 
-.PHONY: test test-chaos unit deps doctor env sweep bench report
+.PHONY: test test-chaos unit soak deps doctor env sweep bench report
+
+# soak: how long, and an optional baseline soak.json to compare with (BASELINE=path).
+DURATION ?= 30m
+BASELINE ?=
 
 ## test: unit tests + every local scenario (what CI runs), then the table of the run.
 test: deps
@@ -47,6 +51,11 @@ deps:
 	    else echo "node scenarios need:$$missing (sudo apt-get install --no-install-recommends$$missing); they will be skipped" >&2; fi; \
 	  fi
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+
+## soak: spawn churn for DURATION (default 30m); slopes per window; with BASELINE=soak.json,
+## fails when a slope exceeds 1.1x the baseline's beyond noise. Writes soak.json in the run dir.
+soak: deps
+	$(CARGO) run --release --quiet -p hubchaos -- soak --duration $(DURATION) $(if $(BASELINE),--baseline $(BASELINE))
 
 doctor:
 	$(HUBCHAOS) doctor

@@ -67,3 +67,4 @@ pub mod prelude {
     pub use crate::workload::{HubLatency, KeepActive, ReachServers};
 }
 pub mod startup_bench;
+pub mod soak;

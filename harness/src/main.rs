@@ -50,6 +50,21 @@ enum Command {
     },
     /// End what abandoned runs left behind (processes, mounts), found by their markers.
     Sweep,
+    /// Spawn churn for a long time: leak slopes per window, compared with a baseline.
+    Soak {
+        /// How long to churn, e.g. `30m`.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Length of the windows slopes are reported for.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        window: std::time::Duration,
+        /// A soak.json from an earlier run: fail when a slope exceeds 1.1× its, beyond noise.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Write this run's soak.json here too (to be the next baseline).
+        #[arg(long)]
+        save_baseline: Option<PathBuf>,
+    },
     /// Measure the recording proxy against a direct connection (`recorder`), or the stack's
     /// start against a bare jupyterhub (`startup`).
     Bench {
@@ -160,6 +175,55 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Soak { duration, window, baseline, save_baseline } => {
+            let baseline = match baseline.as_deref().map(hubchaos::soak::load_result).transpose() {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("hubchaos: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let scenario = hubchaos::soak::churn_scenario(
+                "soak",
+                "spawn_churn",
+                "Soak: spawn churn against a clean hub for a long time; the leak slopes per window.",
+                None,
+                *duration,
+            );
+            let opts = match hubchaos::runner::RunOptions::from_env() {
+                Ok(o) => hubchaos::runner::RunOptions { profile: profile.clone().or(o.profile), progress: true, ..o },
+                Err(e) => {
+                    eprintln!("hubchaos: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let report = hubchaos::runner::run_blocking(scenario, opts);
+            let history = match hubchaos::soak::load_run(&report.run_dir) {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("hubchaos: {e:#}");
+                    return ExitCode::from(1);
+                }
+            };
+            let result = hubchaos::soak::analyse(&report.run_dir, &history, *window);
+            let json = serde_json::to_vec_pretty(&result).expect("soak result serialises");
+            let _ = std::fs::write(report.run_dir.join("soak.json"), &json);
+            if let Some(path) = save_baseline {
+                if let Err(e) = std::fs::write(path, &json) {
+                    eprintln!("hubchaos: writing {}: {e}", path.display());
+                }
+            }
+            let regressions = baseline.as_ref().map(|b| hubchaos::soak::compare(&result, b)).unwrap_or_default();
+            print!("{}", hubchaos::soak::render(&result, &regressions));
+            println!("outcome: {} {}", report.outcome.label(), report.outcome.detail());
+            println!("run dir: {}", report.run_dir.display());
+            let regressed = regressions.iter().any(|r| r.regressed);
+            if regressed || !matches!(report.outcome, hubchaos::outcome::Outcome::Passed) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Command::Sweep => {
             let report = hubchaos::sweep::sweep_abandoned();
             println!("{}", report.describe());

@@ -3,33 +3,12 @@
 
 use hubchaos::prelude::*;
 
-/// Users cycling their servers at once.
-const USERS: usize = 2;
-/// Spawns to ignore before fitting slopes (imports, caches).
-const WARMUP: usize = 6;
-/// Allowed growth per spawn on a clean hub: its RSS moves in 128 KB steps with ~50 KB of
-/// spread, measured at +5..+16 KB/spawn over 80 spawns here.
-const RSS_PER_SPAWN: f64 = 50.0 * 1024.0;
-const COUNT_PER_SPAWN: f64 = 0.05;
-
-/// Spawn churn against the hub, judged on its resource curves: slopes of RSS, FDs and threads
-/// against completed spawns, and FDs, threads, children and listening ports back to where
-/// they started once the churn stops.
-pub fn churn(area: &'static str, name: &'static str, incident: &'static str, cycles_per_user: usize) -> Scenario {
-    let mut s = Scenario::new(area, name, incident);
-    s.deploy = Deployment::hub(HubOptions::default());
-    s.workloads = vec![Box::new(SpawnChurn { users: USERS, cycles: Some(cycles_per_user), ..Default::default() })];
-    s.steady_state = SteadyState { before: vec![Box::new(HubAnswers)], after: vec![Box::new(HubAnswers)], recovery: Duration::from_secs(30) };
-    // Bounded by the cycles; this is the backstop (spawns take 3-8 s here).
-    s.duration = Duration::from_secs(20 * cycles_per_user as u64 + 60);
-    s.sample_after = Duration::from_secs(12);
-    s.checks = vec![
-        Box::new(LeakSlope::new("hub", RSS_BYTES, RSS_PER_SPAWN).warmup(WARMUP)),
-        Box::new(LeakSlope::new("hub", OPEN_FDS, COUNT_PER_SPAWN).warmup(WARMUP)),
-        Box::new(LeakSlope::new("hub", THREADS, COUNT_PER_SPAWN).warmup(WARMUP)),
-        Box::new(ReturnsToBaseline::hub()),
-    ];
-    s.key_figure("leak-slope:hub:rss_bytes", "slope", "B/spawn")
+/// Spawn churn of `cycles_per_user` cycles by each of the churn's users, judged on the hub's
+/// resource curves (see `hubchaos::soak::churn_scenario`, which `hubchaos soak` runs too).
+fn churn(area: &'static str, name: &'static str, incident: &'static str, cycles_per_user: usize) -> Scenario {
+    // Bounded by the cycles; the duration is the backstop (a spawn cycle takes 5-10 s here).
+    let backstop = Duration::from_secs(20 * cycles_per_user as u64 + 60);
+    hubchaos::soak::churn_scenario(area, name, incident, Some(cycles_per_user), backstop)
 }
 
 pub fn churn_without_leak() -> Scenario {
@@ -96,7 +75,7 @@ pub fn residue_after_churn() -> Scenario {
         5,
     );
     s.checks = vec![Box::new(
-        ReturnsToBaseline::of(RESIDUE, &[HOME_DIRS, RUNTIME_FILES], 0.0).allow(HOME_DIRS, USERS as f64).labelled("residue"),
+        ReturnsToBaseline::of(RESIDUE, &[HOME_DIRS, RUNTIME_FILES], 0.0).allow(HOME_DIRS, hubchaos::soak::CHURN_USERS as f64).labelled("residue"),
     )];
     s.key_figure = None;
     s.expect = Expectation::fail_on(

@@ -222,7 +222,7 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
 }
 
 /// Spawns completed at each moment: completion times of Ok `spawn-cycle` ops, sorted.
-fn spawn_completions(history: &History) -> Vec<Duration> {
+pub fn spawn_completions(history: &History) -> Vec<Duration> {
     let mut done: Vec<Duration> =
         history.ops().filter(|(_, o)| o.op == SPAWN_CYCLE && o.result == OpResult::Ok).map(|(at, o)| at + o.latency).collect();
     done.sort();
@@ -242,6 +242,32 @@ fn unit_for(metric: &str, magnitude: f64) -> (f64, &'static str) {
     } else {
         (1.0, "")
     }
+}
+
+/// The points a slope is fitted on, between `from` and `to`: (spawns completed, value) and
+/// (seconds, value) for every sample of the metric once `warmup` spawns have completed.
+pub fn slope_points(
+    history: &History,
+    done: &[Duration],
+    component: &str,
+    metric: &str,
+    warmup: usize,
+    (from, to): (Duration, Duration),
+) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let mut by_spawn = Vec::new();
+    let mut by_time = Vec::new();
+    for s in history.series(component, metric) {
+        if s.at < from || s.at > to {
+            continue;
+        }
+        let x = done.partition_point(|d| *d <= s.at);
+        if x < warmup {
+            continue;
+        }
+        by_spawn.push((x as f64, s.value));
+        by_time.push((s.at.as_secs_f64(), s.value));
+    }
+    (by_spawn, by_time)
 }
 
 impl Check for LeakSlope {
@@ -268,20 +294,7 @@ impl Check for LeakSlope {
             )
             .figure("spawns", spawns as f64);
         }
-        // Points while spawning: from the end of the warm-up to the last completed spawn.
-        let mut by_spawn = Vec::new();
-        let mut by_time = Vec::new();
-        for s in history.series(&self.component, &self.metric) {
-            if s.at > last_spawn {
-                continue;
-            }
-            let x = done.partition_point(|d| *d <= s.at);
-            if x < self.warmup_spawns {
-                continue;
-            }
-            by_spawn.push((x as f64, s.value));
-            by_time.push((s.at.as_secs_f64(), s.value));
-        }
+        let (by_spawn, by_time) = slope_points(history, &done, &self.component, &self.metric, self.warmup_spawns, (Duration::ZERO, last_spawn));
         let Some(fit) = ols(&by_spawn) else {
             return CheckResult::unknown(
                 &name,

@@ -1,0 +1,248 @@
+//! Soak runs: spawn churn for a long time (default 30 min), the leak slopes per window and over
+//! the whole run, compared with a baseline file from an earlier run, like a memory benchmark
+//! gate: a slope more than 1.1× the baseline's, beyond the noise of both, is a regression.
+//!
+//! The churn scenario lives here (not in `suites/`) because the `hubchaos soak` command runs it
+//! too; `suites/src/spawn.rs` builds its scenarios from [`churn_scenario`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::check::leak_slope::{ols, slope_points, spawn_completions, t_quantile};
+use crate::check::{LeakSlope, ReturnsToBaseline};
+use crate::component::hub::HubOptions;
+use crate::observe::history::History;
+use crate::observe::procfs::{OPEN_FDS, RSS_BYTES, THREADS};
+use crate::observe::samples::SampleSink;
+use crate::probe::HubAnswers;
+use crate::scenario::{Deployment, Scenario, SteadyState};
+use crate::workload::SpawnChurn;
+
+/// Users cycling their servers at once.
+pub const CHURN_USERS: usize = 2;
+/// Spawns to ignore before fitting slopes (imports, caches).
+pub const WARMUP_SPAWNS: usize = 6;
+/// Allowed hub RSS growth per spawn: a clean hub's RSS moves in 128 KB steps with ~50 KB of
+/// spread; measured +5..+16 KB/spawn over 80 spawns here.
+pub const RSS_PER_SPAWN: f64 = 50.0 * 1024.0;
+/// Allowed growth per spawn of counted resources (FDs, threads).
+pub const COUNT_PER_SPAWN: f64 = 0.05;
+/// The metrics of the hub a soak follows.
+pub const SOAK_METRICS: [&str; 3] = [RSS_BYTES, OPEN_FDS, THREADS];
+
+/// Spawn churn against the hub, judged on its resource curves: slopes of RSS, FDs and threads
+/// against completed spawns, and FDs, threads, children and listening ports back to where
+/// they started once the churn stops. `cycles_per_user: None` runs for `duration`.
+pub fn churn_scenario(
+    area: &'static str,
+    name: &'static str,
+    incident: &'static str,
+    cycles_per_user: Option<usize>,
+    duration: Duration,
+) -> Scenario {
+    let mut s = Scenario::new(area, name, incident);
+    s.deploy = Deployment::hub(HubOptions::default());
+    s.workloads = vec![Box::new(SpawnChurn { users: CHURN_USERS, cycles: cycles_per_user, ..Default::default() })];
+    s.steady_state = SteadyState {
+        before: vec![Box::new(HubAnswers)],
+        after: vec![Box::new(HubAnswers)],
+        recovery: Duration::from_secs(30),
+    };
+    s.duration = duration;
+    s.sample_after = Duration::from_secs(12);
+    s.checks = vec![
+        Box::new(LeakSlope::new("hub", RSS_BYTES, RSS_PER_SPAWN).warmup(WARMUP_SPAWNS)),
+        Box::new(LeakSlope::new("hub", OPEN_FDS, COUNT_PER_SPAWN).warmup(WARMUP_SPAWNS)),
+        Box::new(LeakSlope::new("hub", THREADS, COUNT_PER_SPAWN).warmup(WARMUP_SPAWNS)),
+        Box::new(ReturnsToBaseline::hub()),
+    ];
+    s.key_figure("leak-slope:hub:rss_bytes", "slope", "B/spawn")
+}
+
+/// A least-squares slope per spawn with its standard error and 95 % interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SlopeEstimate {
+    pub slope: f64,
+    pub se: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub points: usize,
+}
+
+impl SlopeEstimate {
+    pub fn fit(points: &[(f64, f64)]) -> Option<Self> {
+        let fit = ols(points)?;
+        let t = t_quantile(0.975, (fit.n - 2) as f64);
+        Some(Self { slope: fit.slope, se: fit.se, ci_low: fit.slope - t * fit.se, ci_high: fit.slope + t * fit.se, points: fit.n })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoakWindow {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub spawns: usize,
+    pub slopes: BTreeMap<String, SlopeEstimate>,
+}
+
+/// `soak.json`: what a soak found, and what a later soak compares with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoakResult {
+    pub run_dir: PathBuf,
+    pub spawns: usize,
+    pub spawns_per_minute: f64,
+    /// Over the whole run (after the warm-up), per metric of the hub.
+    pub slopes: BTreeMap<String, SlopeEstimate>,
+    pub windows: Vec<SoakWindow>,
+}
+
+/// Slopes over the whole run and per `window` of the run's spawning time.
+pub fn analyse(run_dir: &Path, history: &History, window: Duration) -> SoakResult {
+    let done = spawn_completions(history);
+    let (first, last) = (done.first().copied().unwrap_or_default(), done.last().copied().unwrap_or_default());
+    let minutes = last.saturating_sub(first).as_secs_f64() / 60.0;
+    let fit_all = |from, to, warmup| {
+        SOAK_METRICS
+            .iter()
+            .filter_map(|m| {
+                let (points, _) = slope_points(history, &done, "hub", m, warmup, (from, to));
+                SlopeEstimate::fit(&points).map(|e| (m.to_string(), e))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut windows = Vec::new();
+    let mut from = first;
+    while from < last && !window.is_zero() {
+        let to = (from + window).min(last);
+        windows.push(SoakWindow {
+            from_s: from.as_secs_f64(),
+            to_s: to.as_secs_f64(),
+            spawns: done.iter().filter(|d| **d > from && **d <= to).count(),
+            slopes: fit_all(from, to, WARMUP_SPAWNS),
+        });
+        from = to;
+    }
+    SoakResult {
+        run_dir: run_dir.to_path_buf(),
+        spawns: done.len(),
+        spawns_per_minute: if minutes > 0.0 { done.len() as f64 / minutes } else { 0.0 },
+        slopes: fit_all(Duration::ZERO, last, WARMUP_SPAWNS),
+        windows,
+    }
+}
+
+/// One metric against the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Regression {
+    pub metric: String,
+    pub slope: f64,
+    pub baseline: f64,
+    /// 1.1 × the baseline slope (never below 0: a shrinking baseline allows no growth).
+    pub allowed: f64,
+    /// 1.96 × the combined standard error: what the two runs' noise can explain.
+    pub noise: f64,
+    pub regressed: bool,
+}
+
+/// Compare each metric's slope with the baseline's: a regression when it exceeds 1.1× the
+/// baseline by more than the noise of both estimates.
+pub fn compare(current: &SoakResult, baseline: &SoakResult) -> Vec<Regression> {
+    current
+        .slopes
+        .iter()
+        .filter_map(|(metric, c)| {
+            let b = baseline.slopes.get(metric)?;
+            let allowed = 1.1 * b.slope.max(0.0);
+            let noise = 1.96 * (c.se.powi(2) + (1.1 * b.se).powi(2)).sqrt();
+            Some(Regression { metric: metric.clone(), slope: c.slope, baseline: b.slope, allowed, noise, regressed: c.slope - allowed > noise })
+        })
+        .collect()
+}
+
+pub fn render(result: &SoakResult, regressions: &[Regression]) -> String {
+    let mut out = format!(
+        "soak: {} spawns ({:.1}/min), run dir {}\n\n| metric | slope/spawn | 95% CI |\n|---|---|---|\n",
+        result.spawns,
+        result.spawns_per_minute,
+        result.run_dir.display()
+    );
+    for (m, e) in &result.slopes {
+        out.push_str(&format!("| {m} | {:.3} | {:.3}..{:.3} |\n", e.slope, e.ci_low, e.ci_high));
+    }
+    out.push_str("\n| window (s) | spawns | ");
+    out.push_str(&SOAK_METRICS.join(" | "));
+    out.push_str(" |\n|---|---|");
+    out.push_str(&"---|".repeat(SOAK_METRICS.len()));
+    out.push('\n');
+    for w in &result.windows {
+        out.push_str(&format!("| {:.0}-{:.0} | {} |", w.from_s, w.to_s, w.spawns));
+        for m in SOAK_METRICS {
+            match w.slopes.get(m) {
+                Some(e) => out.push_str(&format!(" {:.3} ± {:.3} |", e.slope, e.se)),
+                None => out.push_str(" - |"),
+            }
+        }
+        out.push('\n');
+    }
+    if !regressions.is_empty() {
+        out.push_str("\n| metric | slope | baseline | allowed (1.1×) | noise | verdict |\n|---|---|---|---|---|---|\n");
+        for r in regressions {
+            out.push_str(&format!(
+                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |\n",
+                r.metric,
+                r.slope,
+                r.baseline,
+                r.allowed,
+                r.noise,
+                if r.regressed { "REGRESSED" } else { "ok" }
+            ));
+        }
+    }
+    out
+}
+
+/// Read a finished run's history and samples back.
+pub fn load_run(run_dir: &Path) -> anyhow::Result<History> {
+    let history = History::load(&run_dir.join("history.jsonl")).with_context(|| format!("reading the history in {}", run_dir.display()))?;
+    let samples = SampleSink::load(&run_dir.join("samples.jsonl")).unwrap_or_default();
+    Ok(history.with_samples(samples))
+}
+
+pub fn load_result(path: &Path) -> anyhow::Result<SoakResult> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading the baseline {} (write one with --save-baseline)", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not a soak.json", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn est(slope: f64, se: f64) -> SlopeEstimate {
+        SlopeEstimate { slope, se, ci_low: slope - 2.0 * se, ci_high: slope + 2.0 * se, points: 100 }
+    }
+
+    fn result(rss: SlopeEstimate) -> SoakResult {
+        SoakResult { run_dir: PathBuf::new(), spawns: 100, spawns_per_minute: 17.0, slopes: [("rss_bytes".to_string(), rss)].into(), windows: vec![] }
+    }
+
+    #[test]
+    fn a_slope_within_noise_of_the_baseline_passes_and_a_doubled_one_regresses() {
+        let baseline = result(est(10_000.0, 1_000.0));
+        let same = compare(&result(est(11_500.0, 1_000.0)), &baseline);
+        assert!(!same[0].regressed, "{same:?}");
+        let doubled = compare(&result(est(20_000.0, 1_000.0)), &baseline);
+        assert!(doubled[0].regressed, "{doubled:?}");
+    }
+
+    #[test]
+    fn a_shrinking_baseline_allows_no_growth_beyond_noise() {
+        let baseline = result(est(-5_000.0, 500.0));
+        let r = compare(&result(est(5_000.0, 500.0)), &baseline);
+        assert_eq!(r[0].allowed, 0.0);
+        assert!(r[0].regressed);
+    }
+}
