@@ -17,7 +17,7 @@ pub fn churn_without_leak() -> Scenario {
         "churn_without_leak",
         "Users start, reach (through the proxy), use and stop their servers over and over on a clean \
          hub: no resource of the hub may grow with the spawns.",
-        12,
+        10,
     )
 }
 
@@ -44,6 +44,8 @@ pub fn small_leak_is_caught() -> Scenario {
     );
     s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 100 << 10, fds_per_spawn: 0 }, Schedule::throughout()));
     s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 100 KB per spawn");
+    // ~3 minutes; its detection power is measured by repeating it: `make test-chaos` only.
+    s.long = true;
     s
 }
 

@@ -77,6 +77,9 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> Str
             let _ = writeln!(md, "| {w} | {op} | {ok} | {fail} | {ind} |");
         }
     }
+    if let Some(share) = crate::observe::procfs::cpu_share(history, crate::observe::procfs::HARNESS, crate::observe::procfs::SAMPLER_CPU_SECONDS) {
+        let _ = writeln!(md, "\n**Sampler CPU cost:** {:.2} % of one core.", share * 100.0);
+    }
     if !report.restarts.is_empty() {
         let r: Vec<String> = report.restarts.iter().map(|(c, n)| format!("{c}: {n}")).collect();
         let _ = writeln!(md, "\n**Restarts by component:** {}", r.join(", "));
