@@ -77,7 +77,7 @@ pub fn residue_after_churn() -> Scenario {
         5,
     );
     s.checks = vec![Box::new(
-        ReturnsToBaseline::of(RESIDUE, &[HOME_DIRS, RUNTIME_FILES], 0.0).allow(HOME_DIRS, hubchaos::soak::CHURN_USERS as f64).labelled("residue"),
+        ReturnsToBaseline::of(RESIDUE, &[HOME_DIRS, RUNTIME_FILES], 0.0).allow(HOME_DIRS, hubchaos::soak::CHURN_USERS as f64).labelled("returns-to-baseline:residue"),
     )];
     s.key_figure = None;
     s.expect = Expectation::fail_on(
