@@ -85,18 +85,13 @@ pub struct DiskSampler {
 
 impl DiskSampler {
     pub async fn run(self, recorder: Recorder, sink: SampleSink, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.cancelled() => return,
-            }
+        super::every(self.every, &stop, || async {
             match DiskUsage::of(&self.path) {
                 Ok(u) => sink.push_batch(u.samples(recorder.now())),
                 Err(e) => tracing::debug!("statvfs {} failed: {e}", self.path.display()),
             }
-        }
+        })
+        .await;
     }
 }
 

@@ -55,13 +55,7 @@ pub struct DockerSampler {
 
 impl DockerSampler {
     pub async fn run(self, recorder: Recorder, sink: SampleSink, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.cancelled() => return,
-            }
+        super::every(self.every, &stop, || async {
             let at = recorder.now();
             let listed = async { anyhow::Ok((self.api.containers(None, false).await?, self.api.images(None, false).await?)) };
             match listed.await {
@@ -69,7 +63,8 @@ impl DockerSampler {
                 // dockerd down (kill-process): no sample, which checks read as "unknown", not 0.
                 Err(e) => tracing::debug!("docker sample failed: {e:#}"),
             }
-        }
+        })
+        .await;
     }
 }
 

@@ -73,13 +73,7 @@ impl HubStateSampler {
 
     pub async fn run(self, recorder: Recorder, sink: SampleSink, stop: CancellationToken) {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.cancelled() => return,
-            }
+        super::every(self.every, &stop, || async {
             let at = recorder.now();
             match self.count(&http).await {
                 Ok((active, ready)) => {
@@ -94,6 +88,7 @@ impl HubStateSampler {
                 }
                 Err(e) => tracing::debug!("hub state sample failed: {e:#}"),
             }
-        }
+        })
+        .await;
     }
 }

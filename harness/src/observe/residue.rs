@@ -126,20 +126,15 @@ impl ResidueSampler {
     }
 
     pub async fn run(self, recorder: Recorder, sink: SampleSink, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.cancelled() => return,
-            }
+        super::every(self.every, &stop, || async {
             let at = recorder.now();
             let me = self.clone();
             match tokio::task::spawn_blocking(move || me.sample(at)).await {
                 Ok(batch) => sink.push_batch(batch),
                 Err(e) => tracing::warn!("residue sampler tick failed: {e}"),
             }
-        }
+        })
+        .await;
     }
 }
 
