@@ -295,6 +295,12 @@ mod tests {
             .spawn()
             .unwrap();
         marker.add_process_group(child.id());
+        // Under load the child may not show its new environment at once: wait (bounded).
+        let seen = (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            process_has_run_id(child.id(), &run_id)
+        });
+        assert!(seen, "the child never showed HUBCHAOS_RUN_ID in /proc/{}/environ", child.id());
         // Pretend the harness died: a pid that cannot exist.
         marker.harness_pid = u32::MAX - 1;
         marker.save().unwrap();
