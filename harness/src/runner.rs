@@ -98,6 +98,9 @@ pub struct RunReport {
     pub restarts: Vec<(String, u32)>,
     pub teardown_errors: Vec<String>,
     pub wall_s: f64,
+    /// Whether the run is what the scenario expects (`None`: as expected; `Some(why)`: the
+    /// test fails, and why). An expected failure is a passing test.
+    pub unexpected: Option<String>,
 }
 
 /// What the lifecycle (steps 3-10) concluded, before the report and teardown.
@@ -210,7 +213,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> RunReport {
         restarts,
         teardown_errors,
         wall_s: wall.elapsed().as_secs_f64(),
+        unexpected: None,
     };
+    let report = RunReport { unexpected: crate::outcome::judge(&scenario.expect, &report.outcome, &report.checks).err(), ..report };
     // 11. report.
     let history = recorder.history().with_samples(samples.all());
     if let Err(e) = crate::report::plot::write_plots(&run_dir.path, &history) {
@@ -233,6 +238,7 @@ fn early_report(test_name: &str, outcome: Outcome, run_dir: PathBuf, wall: Insta
         restarts: Vec::new(),
         teardown_errors: Vec::new(),
         wall_s: wall.elapsed().as_secs_f64(),
+        unexpected: None,
     }
 }
 

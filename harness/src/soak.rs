@@ -27,8 +27,9 @@ pub const CHURN_USERS: usize = 2;
 /// Spawns to ignore before fitting slopes (imports, caches).
 pub const WARMUP_SPAWNS: usize = 6;
 /// Allowed hub RSS growth per spawn: a clean hub's RSS moves in 128 KB steps with ~50 KB of
-/// spread; measured +5..+16 KB/spawn over 80 spawns here.
-pub const RSS_PER_SPAWN: f64 = 50.0 * 1024.0;
+/// spread; measured +5..+16 KB/spawn over 80 spawns and up to +32 KB/spawn over 14 spawns
+/// after the warm-up here. A 100 KB/spawn leak must stay clearly above it.
+pub const RSS_PER_SPAWN: f64 = 60.0 * 1024.0;
 /// Allowed growth per spawn of counted resources (FDs, threads).
 pub const COUNT_PER_SPAWN: f64 = 0.05;
 /// The metrics of the hub a soak follows.

@@ -14,6 +14,8 @@ struct OutcomeFile {
     run_dir: std::path::PathBuf,
     key_figure: Option<String>,
     wall_s: f64,
+    #[serde(default)]
+    unexpected: Option<String>,
 }
 
 /// `| scenario | outcome | key figure | wall | run dir |` for every scenario under `group`.
@@ -30,12 +32,18 @@ pub fn render_group(group: &Path) -> anyhow::Result<String> {
     rows.sort_by(|a, b| a.test_name.cmp(&b.test_name));
     let mut out = String::new();
     let _ = writeln!(out, "\nrun {}\n", dir.display());
-    let _ = writeln!(out, "| scenario | outcome | key figure | wall (s) | run dir |\n|---|---|---|---|---|");
+    let _ = writeln!(out, "| scenario | test | outcome | key figure | wall (s) | run dir |\n|---|---|---|---|---|---|");
     for o in rows {
         let outcome = o.outcome.get("outcome").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        let test = match (&o.unexpected, outcome.as_str()) {
+            (Some(_), _) => "FAIL",
+            (None, "skipped") => "skipped",
+            (None, "passed") => "ok",
+            (None, _) => "ok (expected)",
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {} |",
+            "| {} | {test} | {} | {} | {:.0} | {} |",
             o.test_name,
             outcome,
             o.key_figure.unwrap_or_default(),
