@@ -19,6 +19,15 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> Str
     if let Expectation::FailOn { checks, reason } = &scenario.expect {
         let _ = writeln!(md, "**Expected to fail on exactly:** {} — {reason}\n", checks.join(", "));
     }
+    match &report.unexpected {
+        None if !matches!(scenario.expect, Expectation::Pass) => {
+            let _ = writeln!(md, "**Test:** ok — the run failed exactly as expected.\n");
+        }
+        None => {}
+        Some(why) => {
+            let _ = writeln!(md, "**Test:** FAILED — {}\n", why.replace('\n', " "));
+        }
+    }
     let _ = writeln!(md, "## Checks\n\n| check | verdict | summary |\n|---|---|---|");
     for c in &report.checks {
         let _ = writeln!(md, "| `{}` | {} | {} |", c.check, c.verdict, c.summary.replace('|', "\\|").replace('\n', " "));
