@@ -155,9 +155,16 @@ impl Fault for AccumulateUsers {
         let mut idle_servers: Vec<(String, String)> = idle.iter().map(|u| (u.clone(), String::new())).collect();
         idle_servers.extend(idle.iter().take(self.running_idle_named).map(|u| (u.clone(), "idle-1".to_string())));
         let active_servers: Vec<(String, String)> = active.iter().map(|u| (u.clone(), String::new())).collect();
-        start_all(&api, &idle_servers).await?;
+        // A run interrupted during the setup stops waiting for spawns at once.
+        tokio::select! {
+            r = start_all(&api, &idle_servers) => r?,
+            _ = env.cancel.cancelled() => anyhow::bail!("cancelled while starting idle servers"),
+        }
         let idle_since = tokio::time::Instant::now();
-        start_all(&api, &active_servers).await?;
+        tokio::select! {
+            r = start_all(&api, &active_servers) => r?,
+            _ = env.cancel.cancelled() => anyhow::bail!("cancelled while starting active servers"),
+        }
         if !idle_servers.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep_until(idle_since + self.settle) => {}
