@@ -208,7 +208,7 @@ pub fn install_command() -> Vec<&'static str> {
 ///
 /// While the package installs, a `policy-rc.d` that denies service starts is in place (unless
 /// the machine has one already, as Debian container images do): otherwise the package's init
-/// script could start a system dockerd with the default bridge (172.17.0.1/16), which this
+/// script could start a system dockerd with the default bridge (docker0), which this
 /// harness must never create. Blocking (apt): call it from `spawn_blocking`.
 pub fn ensure_docker_installed() -> Result<PathBuf, String> {
     if let Some(p) = find_dockerd() {

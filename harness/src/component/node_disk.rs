@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_layout_keeps_socket_paths_short_and_derives_from_the_run() {
-        let run_dir = PathBuf::from("/work/main/target/hubchaos/runs/20261122T030000Z-make/local-cleaner-frees_space_over_threshold");
+        let run_dir = PathBuf::from("/srv/checkout/target/hubchaos/runs/20261122T030000Z-make/local-cleaner-frees_space_over_threshold");
         let a = NodeLayout::with_sock_base(&run_dir, "20261122T030000Z-make-local-cleaner-x-1234", Path::new("/run/hubchaos"));
         let b = NodeLayout::with_sock_base(&run_dir, "20261122T030000Z-make-local-cleaner-x-1234", Path::new("/run/hubchaos"));
         let c = NodeLayout::with_sock_base(&run_dir, "20261122T030000Z-make-local-cleaner-x-1235", Path::new("/run/hubchaos"));
