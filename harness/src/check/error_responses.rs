@@ -8,7 +8,6 @@
 //! version).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::{History, RequestRecord};
@@ -82,10 +81,7 @@ impl Check for ErrorResponses {
 
     fn check(&self, history: &History) -> CheckResult {
         let name = self.name();
-        let (from, to, scope) = match history.workload_window() {
-            Some((s, e)) => (s, e, "in the workload window"),
-            None => (Duration::ZERO, Duration::MAX, "over the whole run (no workload window)"),
-        };
+        let (from, to, scope) = history.judged_span();
         let sent: Vec<&RequestRecord> = history
             .requests()
             .filter(|(at, r)| *at >= from && *at <= to && r.client == self.client)

@@ -113,10 +113,7 @@ impl Check for LatencyCeiling {
         if !(self.quantile > 0.0 && self.quantile <= 1.0) {
             return CheckResult::unknown(&name, format!("quantile {} is not in (0, 1]", self.quantile));
         }
-        let (from, to, scope) = match history.workload_window() {
-            Some((s, e)) => (s, e, "in the workload window"),
-            None => (Duration::ZERO, Duration::MAX, "over the whole run (no workload window)"),
-        };
+        let (from, to, scope) = history.judged_span();
         let mut latencies: Vec<Duration> = history
             .requests()
             .filter(|(at, _)| *at >= from && *at <= to)

@@ -88,10 +88,7 @@ impl Check for RateCeiling {
         if self.window.is_zero() {
             return CheckResult::unknown(&name, "window is zero: no rate can be computed");
         }
-        let (from, to, scope) = match history.workload_window() {
-            Some((s, e)) => (s, e, "in the workload window"),
-            None => (Duration::ZERO, Duration::MAX, "over the whole run (no workload window)"),
-        };
+        let (from, to, scope) = history.judged_span();
         let in_scope: Vec<_> = history
             .requests()
             .filter(|(at, _)| *at >= from && *at <= to)

@@ -291,6 +291,15 @@ impl History {
         })
     }
 
+    /// The window a rate, error or latency check judges, and how to say so in its summary:
+    /// the workload window, or the whole run when the history has none.
+    pub fn judged_span(&self) -> (Duration, Duration, &'static str) {
+        match self.workload_window() {
+            Some((s, e)) => (s, e, "in the workload window"),
+            None => (Duration::ZERO, Duration::MAX, "over the whole run (no workload window)"),
+        }
+    }
+
     /// The judged window: from `setup-done` (or, without a setup, `workload-start`) to
     /// `workload-stop` (or the last event).
     pub fn workload_window(&self) -> Option<(Duration, Duration)> {
