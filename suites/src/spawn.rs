@@ -21,29 +21,29 @@ pub fn churn_without_leak() -> Scenario {
     )
 }
 
-/// The hub's spawn hook keeps 1 MB per spawn (a leak as blunt as 2018's).
+/// The hub's spawn hook keeps 1 MiB per spawn (a leak as blunt as 2018's).
 pub fn leak_is_caught() -> Scenario {
     let mut s = churn(
         "controls",
         "leak_is_caught",
-        "Negative control for leak-slope: a spawn hook retains 1 MB per spawn.",
+        "Negative control for leak-slope: a spawn hook retains 1 MiB per spawn.",
         10,
     );
     s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 1 << 20, fds_per_spawn: 0 }, Schedule::throughout()));
-    s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 1 MB per spawn");
+    s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 1 MiB per spawn");
     s
 }
 
-/// 100 KB per spawn: twice the allowed slope, within noise of a single sample.
+/// 100 KiB per spawn: 1.7× the allowed slope (60 KiB), and within the noise of a single sample.
 pub fn small_leak_is_caught() -> Scenario {
     let mut s = churn(
         "controls",
         "small_leak_is_caught",
-        "Negative control for leak-slope at its resolution: a spawn hook retains 100 KB per spawn.",
+        "Negative control for leak-slope at its resolution: a spawn hook retains 100 KiB per spawn.",
         20,
     );
     s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 100 << 10, fds_per_spawn: 0 }, Schedule::throughout()));
-    s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 100 KB per spawn");
+    s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 100 KiB per spawn");
     // ~3 minutes; its detection power is measured by repeating it: `make test-chaos` only.
     s.long = true;
     s

@@ -229,18 +229,30 @@ pub fn spawn_completions(history: &History) -> Vec<Duration> {
     done
 }
 
-/// How to print a per-spawn value of `metric` (bytes scaled to KB/MB, decimal).
-fn unit_for(metric: &str, magnitude: f64) -> (f64, &'static str) {
+/// How to print a per-spawn value of `metric`: bytes in binary units (KiB/MiB), the units the
+/// limits and the leaky hook are written in, so "limit 60.00 KiB" reads as written; counts as
+/// they are.
+pub fn unit_for(metric: &str, magnitude: f64) -> (f64, &'static str) {
+    const KIB: f64 = 1024.0;
+    const MIB: f64 = 1024.0 * 1024.0;
     if metric.ends_with("_bytes") {
-        if magnitude >= 1e6 {
-            (1e6, " MB")
-        } else if magnitude >= 1e3 {
-            (1e3, " KB")
+        if magnitude >= MIB {
+            (MIB, " MiB")
+        } else if magnitude >= KIB {
+            (KIB, " KiB")
         } else {
             (1.0, " B")
         }
     } else {
         (1.0, "")
+    }
+}
+
+/// `value` of `metric` with its unit, e.g. "123.0 KiB" or "0.042".
+pub fn show_value(metric: &str, value: f64) -> String {
+    match unit_for(metric, value.abs()) {
+        (scale, "") => format!("{:.3}", value / scale),
+        (scale, unit) => format!("{:.1}{unit}", value / scale),
     }
 }
 
@@ -396,16 +408,17 @@ mod tests {
 
     #[test]
     fn a_leak_of_1mb_per_spawn_fails() {
-        let h = churn(150, 1e6, 2e6);
-        let r = LeakSlope::new("hub", "rss_bytes", 0.05e6).check(&h);
+        const MIB: f64 = 1024.0 * 1024.0;
+        let h = churn(150, MIB, 2e6);
+        let r = LeakSlope::new("hub", "rss_bytes", 0.25 * MIB).check(&h);
         assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);
-        assert!((r.figures["slope"] - 1e6).abs() < 0.05e6, "{}", r.summary);
-        assert!(r.figures["ci_low"] > 0.05e6 && r.figures["ci_high"] > r.figures["slope"]);
+        assert!((r.figures["slope"] - MIB).abs() < 0.05 * MIB, "{}", r.summary);
+        assert!(r.figures["ci_low"] > 0.25 * MIB && r.figures["ci_high"] > r.figures["slope"]);
         assert_eq!(r.figures["spawns"], 140.0);
-        // 1 MB per spawn, a spawn every 2 s: 30 MB/min.
-        assert!((r.figures["slope_per_min"] - 30e6).abs() < 2e6, "{}", r.summary);
-        assert!(r.summary.starts_with("hub rss_bytes grows 1.00 MB/spawn (95% CI "), "{}", r.summary);
-        assert!(r.summary.contains("limit 0.05 MB/spawn, over 140 spawns"), "{}", r.summary);
+        // 1 MiB per spawn, a spawn every 2 s: 30 MiB/min.
+        assert!((r.figures["slope_per_min"] - 30.0 * MIB).abs() < 2.0 * MIB, "{}", r.summary);
+        assert!(r.summary.starts_with("hub rss_bytes grows 1.00 MiB/spawn (95% CI "), "{}", r.summary);
+        assert!(r.summary.contains("limit 0.25 MiB/spawn, over 140 spawns"), "{}", r.summary);
         assert_eq!(r.check, "leak-slope:hub:rss_bytes");
     }
 
@@ -419,13 +432,13 @@ mod tests {
 
     #[test]
     fn a_100kb_leak_is_caught_within_150_spawns_through_noise() {
-        // The figure: 100 KB/spawn against a 50 KB limit, noise of a few MB.
-        let h = churn(150, 100e3, 2e6);
-        let r = LeakSlope::new("hub", "rss_bytes", 50e3).check(&h);
+        // The figure: 100 KiB/spawn against a 60 KiB limit, noise of a few MB.
+        let h = churn(150, 100.0 * 1024.0, 2e6);
+        let r = LeakSlope::new("hub", "rss_bytes", 60.0 * 1024.0).check(&h);
         assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);
-        assert!((r.figures["slope"] - 100e3).abs() < 5e3, "{}", r.summary);
-        assert!(r.summary.contains(" KB/spawn (95% CI ") && r.summary.contains("limit 50.00 KB/spawn"), "{}", r.summary);
-        assert!(r.summary.ends_with(" MB/min)"), "{}", r.summary);
+        assert!((r.figures["slope"] - 102_400.0).abs() < 5e3, "{}", r.summary);
+        assert!(r.summary.contains(" KiB/spawn (95% CI ") && r.summary.contains("limit 60.00 KiB/spawn"), "{}", r.summary);
+        assert!(r.summary.ends_with(" MiB/min)"), "{}", r.summary);
     }
 
     #[test]
