@@ -8,16 +8,21 @@ export HUBCHAOS_RUN_GROUP
 NEXTEST_PROFILE ?= ci
 HUBCHAOS = $(CARGO) run --quiet -p hubchaos --
 
-.PHONY: test test-chaos unit soak deps doctor env sweep bench report
+.PHONY: test test-chaos unit lint soak deps doctor env sweep bench report
 
 # soak: how long, and an optional baseline soak.json to compare with (BASELINE=path).
 DURATION ?= 30m
 BASELINE ?=
 
 ## test: unit tests + every local scenario (what CI runs), then the table of the run.
-test: deps
+test: deps lint
 	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE); status=$$?; \
 	  $(HUBCHAOS) report $(HUBCHAOS_RUN_GROUP) || true; exit $$status
+
+## lint: formatting (rustfmt.toml) and clippy with warnings as errors.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
 ## test-chaos: every chaos scenario on the default (local) backend, then the table.
 test-chaos: deps

@@ -118,9 +118,7 @@ impl BenchOptions {
         anyhow::ensure!((1..=MAX_CONCURRENCY).contains(&self.concurrency), "concurrency must be 1..={MAX_CONCURRENCY}");
         anyhow::ensure!((1..=MAX_ROUNDS).contains(&self.rounds), "rounds must be 1..={MAX_ROUNDS}");
         anyhow::ensure!((1..=MAX_RATE).contains(&self.rate), "rate must be 1..={MAX_RATE} req/s");
-        for (name, d) in
-            [("round_duration", self.round_duration), ("rate_duration", self.rate_duration), ("warmup", self.warmup)]
-        {
+        for (name, d) in [("round_duration", self.round_duration), ("rate_duration", self.rate_duration), ("warmup", self.warmup)] {
             anyhow::ensure!(d <= MAX_PHASE, "{name} must be at most {MAX_PHASE:?}");
         }
         anyhow::ensure!(!self.round_duration.is_zero() && !self.rate_duration.is_zero(), "phases must not be empty");
@@ -221,14 +219,7 @@ impl BenchReport {
             let _ = writeln!(s, "| {} | {d:.0} | {p:.0} |", i + 1);
         }
         let _ = writeln!(s, "| **median** | **{:.0}** | **{:.0}** |\n", t.direct_median_rps, t.proxied_median_rps);
-        let _ = writeln!(
-            s,
-            "Ratio proxied/direct: **{:.2}** (goal >= {:.2}: {}); errors: {}\n",
-            t.ratio,
-            t.goal,
-            met(t.met),
-            t.errors
-        );
+        let _ = writeln!(s, "Ratio proxied/direct: **{:.2}** (goal >= {:.2}: {}); errors: {}\n", t.ratio, t.goal, met(t.met), t.errors);
         let _ = writeln!(
             s,
             "Process CPU per request: direct {}, proxied {}: the proxy costs **{}** of CPU per request.\n",
@@ -236,13 +227,8 @@ impl BenchReport {
             fmt_duration(t.proxied_cpu_per_request),
             fmt_duration(t.proxy_cpu_per_request)
         );
-        let _ = writeln!(
-            s,
-            "### Latency: open loop, {} req/s, {} rounds of {} alternating\n",
-            l.rate,
-            o.rounds,
-            fmt_duration(o.rate_duration)
-        );
+        let _ =
+            writeln!(s, "### Latency: open loop, {} req/s, {} rounds of {} alternating\n", l.rate, o.rounds, fmt_duration(o.rate_duration));
         let _ = writeln!(s, "| | sent | ok | errors | dropped | p50 | p90 | p99 | max |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (name, x) in [("direct", &l.direct), ("proxied", &l.proxied)] {
@@ -412,9 +398,7 @@ fn describe_runtime() -> String {
         }
         Err(_) => "none".to_string(),
     };
-    format!(
-        "proxy on the caller's tokio {proxy}; upstream and load generator each on their own thread (current_thread)"
-    )
+    format!("proxy on the caller's tokio {proxy}; upstream and load generator each on their own thread (current_thread)")
 }
 
 /// User + system CPU time of this process so far, from `/proc/self/stat` (fields 14 and 15,
@@ -587,8 +571,7 @@ struct OpenLoop {
 impl OpenLoop {
     fn new() -> Self {
         Self {
-            histogram: Histogram::new_with_bounds(1, HISTOGRAM_MAX.as_micros() as u64, 3)
-                .expect("valid histogram bounds"),
+            histogram: Histogram::new_with_bounds(1, HISTOGRAM_MAX.as_micros() as u64, 3).expect("valid histogram bounds"),
             sent: 0,
             ok: 0,
             errors: 0,
@@ -674,14 +657,7 @@ async fn open_loop(uri: Uri, rate: u32, warmup: Duration, duration: Duration) ->
     while tasks.join_next().await.is_some() {}
 
     let histogram = std::mem::replace(&mut *histogram.lock().expect("histogram poisoned"), OpenLoop::new().histogram);
-    OpenLoop {
-        histogram,
-        sent,
-        ok: ok.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        dropped,
-        total_sent,
-    }
+    OpenLoop { histogram, sent, ok: ok.load(Ordering::Relaxed), errors: errors.load(Ordering::Relaxed), dropped, total_sent }
 }
 
 #[cfg(test)]

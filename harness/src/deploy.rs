@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::component::culler::CullerOptions;
+use crate::component::hub::HubOptions;
 use crate::component::hub::{seed_database, HubSettings, ServiceSetting, HARNESS_SCOPES};
 use crate::component::proxy::ProxyConfig;
 use crate::env::{Env, HubEndpoints};
@@ -17,7 +18,6 @@ use crate::fault::DeployPlan;
 use crate::observe::recorder::{RecordingProxy, Upstream};
 use crate::paths::fixtures_dir;
 use crate::profile::{ComponentName, Profile};
-use crate::component::hub::HubOptions;
 use crate::toolchain::Toolchain;
 
 /// How long each part took to become ready.
@@ -40,9 +40,8 @@ pub fn free_port() -> anyhow::Result<u16> {
 /// `N` distinct free ports: all held open until every one is picked (picking them one at a
 /// time can return the same port twice: seen here, CHP's public and API ports collided).
 pub fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
-    let listeners = (0..N)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let listeners =
+        (0..N).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")).collect::<anyhow::Result<Vec<_>>>()?;
     let mut ports = [0u16; N];
     for (port, l) in ports.iter_mut().zip(&listeners) {
         *port = l.local_addr()?.port();
@@ -76,8 +75,7 @@ pub async fn deploy_hub_stack(
     let db_url = format!("sqlite:///{}", hub_dir.join("jupyterhub.sqlite").display());
 
     if !plan.seed.is_empty() {
-        let report = seed_database(&toolchain.python(), &fixtures_dir().join("hub/seed_users.py"), &plan.seed, &db_url, &hub_dir)
-            .await?;
+        let report = seed_database(&toolchain.python(), &fixtures_dir().join("hub/seed_users.py"), &plan.seed, &db_url, &hub_dir).await?;
         timings.seeded_users = report.users;
         timings.seed_s = report.wall_s;
     }

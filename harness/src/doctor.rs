@@ -42,14 +42,7 @@ pub struct Prerequisite {
 
 impl Prerequisite {
     fn new(name: &str, required: bool, needed_for: &str) -> Self {
-        Self {
-            name: name.into(),
-            ok: false,
-            found: String::new(),
-            fix: String::new(),
-            needed_for: needed_for.into(),
-            required,
-        }
+        Self { name: name.into(), ok: false, found: String::new(), fix: String::new(), needed_for: needed_for.into(), required }
     }
 
     fn ok(mut self, found: impl Into<String>) -> Self {
@@ -205,19 +198,14 @@ pub fn check_npm(sys: &dyn System) -> Prerequisite {
 
 pub fn check_node(sys: &dyn System) -> Prerequisite {
     let p = Prerequisite::new("node", true, "configurable-http-proxy (the proxy)");
-    let fix = format!(
-        "install Node.js >= {MIN_NODE} (Debian bookworm's nodejs is 18): https://nodejs.org or the NodeSource packages"
-    );
+    let fix = format!("install Node.js >= {MIN_NODE} (Debian bookworm's nodejs is 18): https://nodejs.org or the NodeSource packages");
     let Some(o) = sys.run("node", &["--version"]).filter(|o| o.success) else {
         return p.missing("not found", fix);
     };
     match parse_node_version(&o.stdout) {
         Some((major, ..)) if major >= MIN_NODE => p.ok(format!("{} ({})", o.stdout.trim(), display_which(sys, "node"))),
         Some((major, ..)) if major >= MIN_NODE_HARD => {
-            let mut p = p.missing(
-                format!("{} (configurable-http-proxy 5.3 declares node >= {MIN_NODE}; may work)", o.stdout.trim()),
-                fix,
-            );
+            let mut p = p.missing(format!("{} (configurable-http-proxy 5.3 declares node >= {MIN_NODE}; may work)", o.stdout.trim()), fix);
             p.required = false;
             p
         }
@@ -248,14 +236,8 @@ pub fn check_root(sys: &dyn System) -> Prerequisite {
 pub fn check_loopback() -> Prerequisite {
     let p = Prerequisite::new("loopback ports", true, LOCAL);
     match std::net::TcpListener::bind("127.0.0.1:0") {
-        Ok(l) => p.ok(format!(
-            "can bind 127.0.0.1 (got port {})",
-            l.local_addr().map(|a| a.port()).unwrap_or(0)
-        )),
-        Err(e) => p.missing(
-            format!("cannot bind 127.0.0.1:0: {e}"),
-            "allow listening on 127.0.0.1 (network namespace / sandbox policy)",
-        ),
+        Ok(l) => p.ok(format!("can bind 127.0.0.1 (got port {})", l.local_addr().map(|a| a.port()).unwrap_or(0))),
+        Err(e) => p.missing(format!("cannot bind 127.0.0.1:0: {e}"), "allow listening on 127.0.0.1 (network namespace / sandbox policy)"),
     }
 }
 
@@ -293,10 +275,9 @@ pub fn check_env(home: &Path, pins: &Pins) -> Prerequisite {
             p.ok(format!("installed at {} ({})", tc.root.display(), versions.join(", ")))
         }
         // Not a problem: it is installed on first use. `ok` so it does not alarm.
-        EnvState::Missing { root } => p.ok(format!(
-            "not installed yet: will be installed on first run (or `hubchaos env`) into {}",
-            root.display()
-        )),
+        EnvState::Missing { root } => {
+            p.ok(format!("not installed yet: will be installed on first run (or `hubchaos env`) into {}", root.display()))
+        }
     }
 }
 
@@ -318,10 +299,7 @@ pub fn check_dockerd(sys: &dyn System) -> Prerequisite {
     match sys.which("dockerd") {
         None => p.missing("not found", fix),
         Some(path) => {
-            let v = sys
-                .run("dockerd", &["--version"])
-                .filter(|o| o.success)
-                .and_then(|o| parse_docker_version(&o.stdout));
+            let v = sys.run("dockerd", &["--version"]).filter(|o| o.success).and_then(|o| parse_docker_version(&o.stdout));
             p.ok(match v {
                 Some(v) => format!("{v} ({})", path.display()),
                 None => path.display().to_string(),
@@ -349,10 +327,7 @@ pub fn check_profile_commands(sys: &dyn System, profile: &Profile) -> Vec<Prereq
             let p = Prerequisite::new(&format!("profile: {name} command"), true, &format!("the {name} override in {source}"));
             match sys.which(program) {
                 Some(path) => p.ok(path.display().to_string()),
-                None => p.missing(
-                    format!("`{program}` not found or not executable"),
-                    format!("fix components.{name}.command in {source}"),
-                ),
+                None => p.missing(format!("`{program}` not found or not executable"), format!("fix components.{name}.command in {source}")),
             }
         })
         .collect()
@@ -436,10 +411,7 @@ mod tests {
 
     impl Fake {
         fn with(mut self, cmdline: &str, success: bool, stdout: &str) -> Self {
-            self.runs.insert(
-                cmdline.to_string(),
-                RunOutput { success, stdout: stdout.into(), stderr: String::new() },
-            );
+            self.runs.insert(cmdline.to_string(), RunOutput { success, stdout: stdout.into(), stderr: String::new() });
             let program = cmdline.split(' ').next().unwrap();
             self.paths.insert(program.to_string(), PathBuf::from(format!("/usr/bin/{program}")));
             self
@@ -473,16 +445,13 @@ mod tests {
 
     #[test]
     fn python_detection() {
-        let good = Fake::default()
-            .with("python3 --version", true, "Python 3.11.7\n")
-            .with("python3 -c import venv, ensurepip", true, "");
+        let good = Fake::default().with("python3 --version", true, "Python 3.11.7\n").with("python3 -c import venv, ensurepip", true, "");
         let p = check_python(&good, "python3");
         assert!(p.ok, "{p:?}");
         assert_eq!(p.found, "3.11.7 with venv (/usr/bin/python3)");
 
-        let no_venv = Fake::default()
-            .with("python3 --version", true, "Python 3.11.2\n")
-            .with("python3 -c import venv, ensurepip", false, "");
+        let no_venv =
+            Fake::default().with("python3 --version", true, "Python 3.11.2\n").with("python3 -c import venv, ensurepip", false, "");
         let p = check_python(&no_venv, "python3");
         assert!(!p.ok && p.required);
         assert!(p.found.contains("without venv"), "{p:?}");
@@ -523,9 +492,11 @@ mod tests {
 
     #[test]
     fn docker_and_nextest() {
-        let sys = Fake::default()
-            .with("docker --version", true, "Docker version 27.5.1, build 9f9e405\n")
-            .with("cargo-nextest nextest --version", true, "cargo-nextest 0.9.100\n");
+        let sys = Fake::default().with("docker --version", true, "Docker version 27.5.1, build 9f9e405\n").with(
+            "cargo-nextest nextest --version",
+            true,
+            "cargo-nextest 0.9.100\n",
+        );
         assert_eq!(check_docker(&sys).found, "client 27.5.1 (/usr/bin/docker)");
         let d = check_dockerd(&sys);
         assert!(!d.ok && d.fix.contains("docker.io"), "{d:?}");
@@ -546,7 +517,12 @@ mod tests {
     fn profile_commands_are_checked() {
         let profile = Profile::parse(Path::new("p.yaml"), "components:\n  culler:\n    command: [/nope/python, -m, x]\n").unwrap();
         let sys = Fake::default();
-        let items = doctor_with(&sys, tempfile::tempdir().unwrap().path(), &Pins::parse(Path::new("p"), "python: {packages: []}\nnpm: {packages: []}\n", Path::new(".")).unwrap(), Some(&profile));
+        let items = doctor_with(
+            &sys,
+            tempfile::tempdir().unwrap().path(),
+            &Pins::parse(Path::new("p"), "python: {packages: []}\nnpm: {packages: []}\n", Path::new(".")).unwrap(),
+            Some(&profile),
+        );
         let p = items.iter().find(|p| p.name == "profile: culler command").unwrap();
         assert!(!p.ok && p.required && p.fix.contains("components.culler.command"), "{p:?}");
     }

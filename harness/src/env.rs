@@ -187,12 +187,25 @@ mod tests {
         let order = Arc::new(Mutex::new(Vec::new()));
         for i in 0..3 {
             let order = order.clone();
-            stack.push(format!("step {i}"), Box::pin(async move {
-                order.lock().unwrap().push(i);
-                if i == 1 { anyhow::bail!("boom") } else { Ok(()) }
-            }));
+            stack.push(
+                format!("step {i}"),
+                Box::pin(async move {
+                    order.lock().unwrap().push(i);
+                    if i == 1 {
+                        anyhow::bail!("boom")
+                    } else {
+                        Ok(())
+                    }
+                }),
+            );
         }
-        stack.push("slow", Box::pin(async { tokio::time::sleep(Duration::from_secs(5)).await; Ok(()) }));
+        stack.push(
+            "slow",
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(())
+            }),
+        );
         let errors = stack.drain(Duration::from_millis(50)).await;
         assert_eq!(*order.lock().unwrap(), vec![2, 1, 0]);
         assert_eq!(errors.len(), 2, "{errors:?}");

@@ -21,50 +21,49 @@
 //! The lifecycle of a run is written once, as numbered steps, in [`runner`].
 #![forbid(unsafe_code)]
 
-pub mod check;
-pub mod observe;
-pub mod bench;
 pub mod backend;
-pub mod paths;
-pub mod sweep;
+pub mod bench;
+pub mod check;
 pub mod component;
+pub mod deploy;
+pub mod doctor;
 pub mod env;
 pub mod fault;
-pub mod probe;
-pub mod workload;
-pub mod scenario;
-pub mod toolchain;
-pub mod profile;
-pub mod doctor;
+pub mod observe;
 pub mod outcome;
-pub mod deploy;
-pub mod runner;
+pub mod paths;
+pub mod probe;
+pub mod profile;
 pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod sweep;
+pub mod toolchain;
+pub mod workload;
 
 /// Everything a scenario declaration needs, and nothing that runs things.
 pub mod prelude {
     pub use std::time::Duration;
 
     pub use crate::check::{
-        Check, ComponentUp, Convergence, Direction, DiskBelow, ErrorClass, ErrorResponses, FailureReason, ImagesSpared,
-        LatencyCeiling, LeakSlope, NoDeletion, NoProtectedUserHarmed, RateCeiling, Recovery, Restarts, ReturnsToBaseline,
-        WastedRequests,
+        Check, ComponentUp, Convergence, Direction, DiskBelow, ErrorClass, ErrorResponses, FailureReason, ImagesSpared, LatencyCeiling,
+        LeakSlope, NoDeletion, NoProtectedUserHarmed, RateCeiling, Recovery, Restarts, ReturnsToBaseline, WastedRequests,
     };
+    pub use crate::component::culler::CullerOptions;
+    pub use crate::component::hub::HubOptions;
     pub use crate::component::image_cleaner::CleanerOptions;
     pub use crate::component::images::ImageSpec;
     pub use crate::component::node::NodeOptions;
-    pub use crate::fault::{FillDisk, LeakyHook, Misconfigure, WipeCache};
-    pub use crate::observe::procfs::{CHILD_PROCESSES, LISTENING_PORTS, OPEN_FDS, RSS_BYTES, THREADS};
-    pub use crate::observe::residue::{HOME_DIRS, RESIDUE, RUNTIME_FILES};
-    pub use crate::workload::{ImportImages, SpawnChurn};
-    pub use crate::component::culler::CullerOptions;
-    pub use crate::component::hub::HubOptions;
-    pub use crate::observe::hub_state::{ACTIVE_SERVERS, HUB_API};
     pub use crate::fault::accumulate_users::{ADMIN, NEVER_STARTED, RUNNING_ACTIVE, RUNNING_IDLE, STOPPED};
     pub use crate::fault::{AccumulateUsers, FloodApi, KillProcess, PauseProcess, Schedule, Scheduled};
+    pub use crate::fault::{FillDisk, LeakyHook, Misconfigure, WipeCache};
+    pub use crate::observe::hub_state::{ACTIVE_SERVERS, HUB_API};
+    pub use crate::observe::procfs::{CHILD_PROCESSES, LISTENING_PORTS, OPEN_FDS, RSS_BYTES, THREADS};
+    pub use crate::observe::residue::{HOME_DIRS, RESIDUE, RUNTIME_FILES};
     pub use crate::probe::{HubAnswers, ServersReachable, UserCountAtMost};
     pub use crate::scenario::{Deployment, Expectation, Needs, Scenario, SteadyState};
     pub use crate::workload::{HubLatency, KeepActive, ReachServers};
+    pub use crate::workload::{ImportImages, SpawnChurn};
 }
-pub mod startup_bench;
 pub mod soak;
+pub mod startup_bench;

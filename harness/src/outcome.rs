@@ -75,10 +75,9 @@ pub fn judge(expect: &Expectation, outcome: &Outcome, checks: &[CheckResult]) ->
         (_, Outcome::Skipped(_)) => Ok(()),
         (Expectation::Pass, Outcome::Passed) => Ok(()),
         (Expectation::Pass, other) => Err(format!("{}: {}", other.label(), other.detail())),
-        (Expectation::FailOn { checks: want, reason }, Outcome::Passed) => Err(format!(
-            "unexpectedly passed — remove the expectation (expected {} to fail: {reason})",
-            want.join(", ")
-        )),
+        (Expectation::FailOn { checks: want, reason }, Outcome::Passed) => {
+            Err(format!("unexpectedly passed — remove the expectation (expected {} to fail: {reason})", want.join(", ")))
+        }
         (Expectation::FailOn { checks: want, reason }, Outcome::Failed(_)) => {
             let mut want_sorted = want.clone();
             want_sorted.sort();
@@ -97,12 +96,9 @@ pub fn judge(expect: &Expectation, outcome: &Outcome, checks: &[CheckResult]) ->
                 ))
             }
         }
-        (Expectation::FailOn { checks: want, .. }, other) => Err(format!(
-            "expected [{}] to fail, but the run ended {}: {}",
-            want.join(", "),
-            other.label(),
-            other.detail()
-        )),
+        (Expectation::FailOn { checks: want, .. }, other) => {
+            Err(format!("expected [{}] to fail, but the run ended {}: {}", want.join(", "), other.label(), other.detail()))
+        }
     }
 }
 
@@ -127,18 +123,16 @@ mod tests {
     #[test]
     fn an_expected_failure_must_be_exact() {
         let expect = Expectation::fail_on(&["wasted-requests", "rate-ceiling:culler"], "flood mutant");
-        let exact = vec![result("wasted-requests", Verdict::Fail), result("rate-ceiling:culler", Verdict::Fail), result("safety", Verdict::Pass)];
+        let exact =
+            vec![result("wasted-requests", Verdict::Fail), result("rate-ceiling:culler", Verdict::Fail), result("safety", Verdict::Pass)];
         assert!(judge(&expect, &Outcome::from_checks(&exact, None), &exact).is_ok());
 
         let fewer = vec![result("wasted-requests", Verdict::Fail), result("rate-ceiling:culler", Verdict::Pass)];
         let err = judge(&expect, &Outcome::from_checks(&fewer, None), &fewer).unwrap_err();
         assert!(err.contains("did not fail: [\"rate-ceiling:culler\"]"), "{err}");
 
-        let more = vec![
-            result("wasted-requests", Verdict::Fail),
-            result("rate-ceiling:culler", Verdict::Fail),
-            result("safety", Verdict::Fail),
-        ];
+        let more =
+            vec![result("wasted-requests", Verdict::Fail), result("rate-ceiling:culler", Verdict::Fail), result("safety", Verdict::Fail)];
         let err = judge(&expect, &Outcome::from_checks(&more, None), &more).unwrap_err();
         assert!(err.contains("failed unexpectedly: [\"safety\"]"), "{err}");
     }

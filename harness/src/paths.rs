@@ -26,9 +26,7 @@ pub fn runs_root() -> PathBuf {
     if let Some(p) = std::env::var_os("HUBCHAOS_RUNS") {
         return PathBuf::from(p);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     target.join("hubchaos").join("runs")
 }
 

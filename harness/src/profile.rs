@@ -161,14 +161,7 @@ pub fn parse_yaml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Con
             Some(l) => (Some(l.line() as u32), Some(l.column() as u32)),
             None => (locate_field(text, &field), None),
         };
-        ConfigError {
-            file: file.to_path_buf(),
-            source_line: line.and_then(|l| source_line(text, l)),
-            field,
-            message,
-            line,
-            column,
-        }
+        ConfigError { file: file.to_path_buf(), source_line: line.and_then(|l| source_line(text, l)), field, message, line, column }
     })
 }
 
@@ -393,8 +386,7 @@ pub struct Profile {
 impl Profile {
     /// Read, parse and validate a profile file.
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ProfileError::Read { file: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read { file: path.to_path_buf(), source })?;
         let mut p = Self::parse(path, &text)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
@@ -664,10 +656,7 @@ hub:
         o.apply(&mut c);
         assert_eq!(c.program, PathBuf::from("/opt/py/bin/python"));
         assert_eq!(c.command_args(), ["-X", "dev", "-m", "jupyterhub_idle_culler"]);
-        assert_eq!(
-            c.options(),
-            ["--url=http://127.0.0.1:8081/hub/api", "--cull-every=10", "--concurrency=5", "--timeout=5"]
-        );
+        assert_eq!(c.options(), ["--url=http://127.0.0.1:8081/hub/api", "--cull-every=10", "--concurrency=5", "--timeout=5"]);
         assert_eq!(c.env["JUPYTERHUB_API_TOKEN"], "other");
         assert_eq!(c.env["X"], "1");
     }

@@ -167,16 +167,35 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> RunReport {
     let seed = opts.seed.unwrap_or_else(rand::random);
     let marker = match RunMarker::create(&run_dir.marker_id, &run_dir.path) {
         Ok(m) => Arc::new(Mutex::new(m)),
-        Err(e) => return finish(&run_dir, early_report(&test_name, Outcome::Errored(format!("writing the run marker: {e}")), run_dir.path.clone(), wall)),
+        Err(e) => {
+            return finish(
+                &run_dir,
+                early_report(&test_name, Outcome::Errored(format!("writing the run marker: {e}")), run_dir.path.clone(), wall),
+            )
+        }
     };
-    let (recorder, samples) = match (Recorder::to_file(&run_dir.path.join("history.jsonl"), clock), SampleSink::to_file(&run_dir.path.join("samples.jsonl"))) {
-        (Ok(r), Ok(s)) => (r, s),
-        (Err(e), _) | (_, Err(e)) => return finish(&run_dir, early_report(&test_name, Outcome::Errored(format!("opening the history: {e}")), run_dir.path.clone(), wall)),
-    };
+    let (recorder, samples) =
+        match (Recorder::to_file(&run_dir.path.join("history.jsonl"), clock), SampleSink::to_file(&run_dir.path.join("samples.jsonl"))) {
+            (Ok(r), Ok(s)) => (r, s),
+            (Err(e), _) | (_, Err(e)) => {
+                return finish(
+                    &run_dir,
+                    early_report(&test_name, Outcome::Errored(format!("opening the history: {e}")), run_dir.path.clone(), wall),
+                )
+            }
+        };
     let _ = std::fs::write(run_dir.path.join("scenario.json"), serde_json::to_vec_pretty(&scenario.describe()).unwrap_or_default());
     let backend = Arc::new(LocalBackend::new(&run_dir.marker_id, run_dir.path.join("logs"), recorder.clone(), marker.clone()));
     let cancel = CancellationToken::new();
-    let env = Env::new(run_dir.marker_id.clone(), run_dir.path.clone(), seed, Arc::new(backend.clone()), recorder.clone(), samples.clone(), cancel.clone());
+    let env = Env::new(
+        run_dir.marker_id.clone(),
+        run_dir.path.clone(),
+        seed,
+        Arc::new(backend.clone()),
+        recorder.clone(),
+        samples.clone(),
+        cancel.clone(),
+    );
     recorder.phase("run-start", format!("seed {seed}"));
 
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -201,7 +220,12 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> RunReport {
     signals.abort();
 
     let key_figure = scenario.key_figure.as_ref().and_then(|k| {
-        lifecycle.checks.iter().find(|c| c.check == k.check).and_then(|c| c.figures.get(&k.figure)).map(|v| format!("{k_figure} {v:.2} {unit}", k_figure = k.figure, unit = k.unit))
+        lifecycle
+            .checks
+            .iter()
+            .find(|c| c.check == k.check)
+            .and_then(|c| c.figures.get(&k.figure))
+            .map(|v| format!("{k_figure} {v:.2} {unit}", k_figure = k.figure, unit = k.unit))
     });
     let report = RunReport {
         test_name,
@@ -373,13 +397,11 @@ async fn lifecycle(
             }
             .run(rec.clone(), env.samples.clone(), samplers_stop.clone()),
         ));
-        samplers.push(tokio::spawn(
-            HubStateSampler { hub: hub.hub_addr, token: hub.harness_token.clone(), every: SAMPLE_EVERY * 2 }.run(
-                rec.clone(),
-                env.samples.clone(),
-                samplers_stop.clone(),
-            ),
-        ));
+        samplers.push(tokio::spawn(HubStateSampler { hub: hub.hub_addr, token: hub.harness_token.clone(), every: SAMPLE_EVERY * 2 }.run(
+            rec.clone(),
+            env.samples.clone(),
+            samplers_stop.clone(),
+        )));
         samplers.push(tokio::spawn(ResidueSampler::local_hub(&env.run_dir, SAMPLE_EVERY).run(
             rec.clone(),
             env.samples.clone(),

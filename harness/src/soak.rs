@@ -49,11 +49,8 @@ pub fn churn_scenario(
     let mut s = Scenario::new(area, name, incident);
     s.deploy = Deployment::hub(HubOptions::default());
     s.workloads = vec![Box::new(SpawnChurn { users: CHURN_USERS, cycles: cycles_per_user, ..Default::default() })];
-    s.steady_state = SteadyState {
-        before: vec![Box::new(HubAnswers)],
-        after: vec![Box::new(HubAnswers)],
-        recovery: Duration::from_secs(30),
-    };
+    s.steady_state =
+        SteadyState { before: vec![Box::new(HubAnswers)], after: vec![Box::new(HubAnswers)], recovery: Duration::from_secs(30) };
     s.duration = duration;
     s.sample_after = Duration::from_secs(12);
     s.checks = vec![
@@ -240,7 +237,13 @@ mod tests {
     }
 
     fn result(rss: SlopeEstimate) -> SoakResult {
-        SoakResult { run_dir: PathBuf::new(), spawns: 100, spawns_per_minute: 17.0, slopes: [("rss_bytes".to_string(), rss)].into(), windows: vec![] }
+        SoakResult {
+            run_dir: PathBuf::new(),
+            spawns: 100,
+            spawns_per_minute: 17.0,
+            slopes: [("rss_bytes".to_string(), rss)].into(),
+            windows: vec![],
+        }
     }
 
     #[test]

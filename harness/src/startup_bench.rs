@@ -11,12 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::local::LocalBackend;
 use crate::backend::Backend;
+use crate::component::hub::HubOptions;
 use crate::deploy::{deploy_culler, deploy_hub_stack, free_ports, quick_culler};
 use crate::env::Env;
 use crate::fault::DeployPlan;
 use crate::observe::history::Recorder;
 use crate::observe::samples::SampleSink;
-use crate::component::hub::HubOptions;
 use crate::sweep::{end_run_processes, RunMarker, SweepReport};
 use crate::toolchain::{EnsureOptions, Pins, Toolchain};
 

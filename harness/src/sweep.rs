@@ -123,15 +123,11 @@ fn pid_alive(pid: u32) -> bool {
 /// Does `/proc/<pid>/environ` carry `HUBCHAOS_RUN_ID=<run_id>`?
 pub fn process_has_run_id(pid: u32, run_id: &str) -> bool {
     let needle = format!("HUBCHAOS_RUN_ID={run_id}");
-    fs::read(format!("/proc/{pid}/environ"))
-        .map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
-        .unwrap_or(false)
+    fs::read(format!("/proc/{pid}/environ")).map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())).unwrap_or(false)
 }
 
 fn all_pids() -> Vec<u32> {
-    fs::read_dir("/proc")
-        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default()
+    fs::read_dir("/proc").map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default()
 }
 
 /// Field `n` (1-based, as in proc(5)) of `/proc/<pid>/stat`, counted after the
@@ -289,11 +285,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run_id = format!("test-sweep-{}", std::process::id());
         let mut marker = RunMarker::create_in(dir.path(), &run_id, dir.path()).unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .env("HUBCHAOS_RUN_ID", &run_id)
-            .spawn()
-            .unwrap();
+        let mut child = std::process::Command::new("sleep").arg("30").env("HUBCHAOS_RUN_ID", &run_id).spawn().unwrap();
         marker.add_process_group(child.id());
         // Under load the child may not show its new environment at once: wait (bounded).
         let seen = (0..100).any(|_| {

@@ -278,10 +278,7 @@ fn list_problems(path: &str, list: &[PackageSpec], python: bool) -> Vec<(String,
         let name = if python { p.python_name() } else { p.npm_name() };
         if let Some(name) = name {
             if let Some(j) = seen.insert(name.clone(), i) {
-                out.push((
-                    at,
-                    format!("package `{name}` is already listed at {path}.packages[{j}]"),
-                ));
+                out.push((at, format!("package `{name}` is already listed at {path}.packages[{j}]")));
             }
         }
     }
@@ -292,10 +289,8 @@ impl Pins {
     /// Read and validate a pins file. Relative local paths in it are resolved against its
     /// directory. Every error names the file and the field.
     pub fn load(path: &Path) -> Result<Pins, ToolchainError> {
-        let text = fs::read_to_string(path).map_err(|e| ToolchainError::Io {
-            context: format!("cannot read pins file {}", path.display()),
-            source: e,
-        })?;
+        let text = fs::read_to_string(path)
+            .map_err(|e| ToolchainError::Io { context: format!("cannot read pins file {}", path.display()), source: e })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Ok(Self::parse(path, &text, base)?)
     }
@@ -345,8 +340,7 @@ impl Pins {
             layout: u32,
             pins: &'a Pins,
         }
-        serde_json::to_string(&Canonical { layout: LAYOUT_VERSION, pins: self })
-            .expect("pins serialise")
+        serde_json::to_string(&Canonical { layout: LAYOUT_VERSION, pins: self }).expect("pins serialise")
     }
 
     /// First 16 hex digits of the sha256 of [`Pins::canonical`]: the environment's directory
@@ -358,12 +352,7 @@ impl Pins {
     }
 }
 
-fn merge_list(
-    base: &mut Vec<PackageSpec>,
-    extra: &[PackageSpec],
-    replace: bool,
-    name: fn(&PackageSpec) -> Option<String>,
-) {
+fn merge_list(base: &mut Vec<PackageSpec>, extra: &[PackageSpec], replace: bool, name: fn(&PackageSpec) -> Option<String>) {
     if replace {
         *base = extra.to_vec();
         return;
@@ -438,8 +427,7 @@ fn python_name_of(spec: &str) -> Option<String> {
         }
         return Some(base.to_string());
     }
-    let name: String =
-        s.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
+    let name: String = s.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
     (!name.is_empty()).then_some(name)
 }
 
@@ -457,9 +445,7 @@ fn npm_name_of(spec: &str) -> Option<String> {
     }
     if looks_like_location(s) || s.starts_with("github:") || s.contains('/') {
         let base = location_basename(s.split('#').next()?)?;
-        let base = base.strip_suffix(".tgz").map_or(base, |stem| {
-            stem.rsplit_once('-').map_or(stem, |(n, _)| n)
-        });
+        let base = base.strip_suffix(".tgz").map_or(base, |stem| stem.rsplit_once('-').map_or(stem, |(n, _)| n));
         return Some(base.to_string());
     }
     let name = s.split('@').next()?;
@@ -553,7 +539,9 @@ pub struct Toolchain {
 pub enum EnvState {
     Ready(Toolchain),
     /// Will be installed on first use at `root`.
-    Missing { root: PathBuf },
+    Missing {
+        root: PathBuf,
+    },
 }
 
 /// What `ready.json` holds.
@@ -581,11 +569,7 @@ pub(crate) struct Programs {
 
 impl Programs {
     fn from_env() -> Self {
-        Self {
-            python: std::env::var("HUBCHAOS_PYTHON").unwrap_or_else(|_| "python3".into()),
-            npm: "npm".into(),
-            node: "node".into(),
-        }
+        Self { python: std::env::var("HUBCHAOS_PYTHON").unwrap_or_else(|_| "python3".into()), npm: "npm".into(), node: "node".into() }
     }
 }
 
@@ -597,9 +581,7 @@ pub fn python_program() -> String {
 /// Find an executable on `PATH` (or check a path containing `/`), like `which`.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let is_exec = |p: &Path| {
-        fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    };
+    let is_exec = |p: &Path| fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
     if name.contains('/') {
         let p = PathBuf::from(name);
         return is_exec(&p).then_some(p);
@@ -619,12 +601,7 @@ impl Toolchain {
         Self::ensure_with(home, pins, opts, &Programs::from_env())
     }
 
-    pub(crate) fn ensure_with(
-        home: &Path,
-        pins: &Pins,
-        opts: EnsureOptions,
-        programs: &Programs,
-    ) -> Result<Toolchain, ToolchainError> {
+    pub(crate) fn ensure_with(home: &Path, pins: &Pins, opts: EnsureOptions, programs: &Programs) -> Result<Toolchain, ToolchainError> {
         let hash = pins.hash();
         let env_dir = home.join("env");
         let root = env_dir.join(&hash);
@@ -711,17 +688,11 @@ fn lock(path: &Path, reporter: &Reporter) -> Result<nix::fcntl::Flock<File>, Too
         .write(true)
         .open(path)
         .map_err(io_err(format!("cannot open lock file {}", path.display())))?;
-    let to_io = |e: Errno| ToolchainError::Io {
-        context: format!("cannot lock {}", path.display()),
-        source: std::io::Error::from(e),
-    };
+    let to_io = |e: Errno| ToolchainError::Io { context: format!("cannot lock {}", path.display()), source: std::io::Error::from(e) };
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => Ok(l),
         Err((file, Errno::EWOULDBLOCK)) => {
-            reporter.line(&format!(
-                "waiting for another hubchaos process that is installing this environment ({})",
-                path.display()
-            ));
+            reporter.line(&format!("waiting for another hubchaos process that is installing this environment ({})", path.display()));
             Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| to_io(e))
         }
         Err((_, e)) => Err(to_io(e)),
@@ -755,17 +726,12 @@ impl Installer<'_> {
         }
         self.sweep_stale();
 
-        let nonce = format!(
-            "{}-{}",
-            std::process::id(),
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
-        );
+        let nonce = format!("{}-{}", std::process::id(), SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
         let build_name = format!(".{}.{nonce}", self.hash);
         let build = self.env_dir.join(&build_name);
         fs::create_dir(&build).map_err(io_err(format!("cannot create {}", build.display())))?;
         let log_path = build.join("install.log");
-        let mut log = File::create(&log_path)
-            .map_err(io_err(format!("cannot create {}", log_path.display())))?;
+        let mut log = File::create(&log_path).map_err(io_err(format!("cannot create {}", log_path.display())))?;
         let _ = writeln!(log, "hubchaos install of {} into {}\npins: {}", self.hash, build.display(), self.pins.canonical());
         self.reporter.line(&format!(
             "installing the pinned components into {} (first run for these pins; full log: {})",
@@ -791,11 +757,7 @@ impl Installer<'_> {
         if !r.status.success() {
             let lower = r.tail.to_ascii_lowercase();
             if lower.contains("ensurepip") || lower.contains("no module named venv") {
-                return Err(ToolchainError::PythonNoVenv {
-                    program: self.programs.python.clone(),
-                    tail: r.tail,
-                    log: log_path,
-                });
+                return Err(ToolchainError::PythonNoVenv { program: self.programs.python.clone(), tail: r.tail, log: log_path });
             }
             return Err(failed(&step, &r, "creating the venv failed; see the output", &log_path));
         }
@@ -810,11 +772,8 @@ impl Installer<'_> {
             if list.is_empty() {
                 continue;
             }
-            let step = next(&format!(
-                "pip install{} {}",
-                if with_pre { " --pre" } else { "" },
-                short_list(list.iter().map(|p| p.spec.as_str()))
-            ));
+            let step =
+                next(&format!("pip install{} {}", if with_pre { " --pre" } else { "" }, short_list(list.iter().map(|p| p.spec.as_str()))));
             let mut cmd = Command::new(&python);
             cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"])
                 .env("PIP_ROOT_USER_ACTION", "ignore")
@@ -830,22 +789,14 @@ impl Installer<'_> {
             }
             let r = self.step(&step, &mut log, &log_path, &mut cmd)?;
             if !r.status.success() {
-                return Err(failed(
-                    &step,
-                    &r,
-                    "check the specifiers in the pins (or the profile) and network access to PyPI",
-                    &log_path,
-                ));
+                return Err(failed(&step, &r, "check the specifiers in the pins (or the profile) and network access to PyPI", &log_path));
             }
         }
 
         // 3. npm
         let npm_prefix = build.join("npm");
         fs::create_dir_all(&npm_prefix).map_err(io_err(format!("cannot create {}", npm_prefix.display())))?;
-        let step = next(&format!(
-            "npm install {}",
-            short_list(self.pins.npm.packages.iter().map(|p| p.spec.as_str()))
-        ));
+        let step = next(&format!("npm install {}", short_list(self.pins.npm.packages.iter().map(|p| p.spec.as_str()))));
         if self.pins.npm.packages.is_empty() {
             self.reporter.line(&format!("{step}: nothing to install"));
         } else {
@@ -879,17 +830,8 @@ impl Installer<'_> {
         fs::write(&tmp, json).map_err(io_err(format!("cannot write {}", tmp.display())))?;
         fs::rename(&tmp, build.join("ready.json")).map_err(io_err("cannot write ready.json"))?;
         self.publish(&build_name, &nonce)?;
-        self.reporter.line(&format!(
-            "environment ready in {:.0}s: {}",
-            started.elapsed().as_secs_f64(),
-            self.root.display()
-        ));
-        Ok(Toolchain {
-            root: self.root.clone(),
-            hash: self.hash.clone(),
-            pins: self.pins.clone(),
-            versions: marker.versions,
-        })
+        self.reporter.line(&format!("environment ready in {:.0}s: {}", started.elapsed().as_secs_f64(), self.root.display()));
+        Ok(Toolchain { root: self.root.clone(), hash: self.hash.clone(), pins: self.pins.clone(), versions: marker.versions })
     }
 
     /// Run one command with its output appended to the log, under a spinner.
@@ -953,8 +895,7 @@ impl Installer<'_> {
             context: format!("cannot read installed python versions from {}", python.display()),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
-        let dists: BTreeMap<String, String> =
-            py.distributions.into_iter().map(|(k, v)| (normalize_python_name(&k), v)).collect();
+        let dists: BTreeMap<String, String> = py.distributions.into_iter().map(|(k, v)| (normalize_python_name(&k), v)).collect();
 
         let mut npm_packages = BTreeMap::new();
         if !self.pins.npm.packages.is_empty() {
@@ -982,11 +923,7 @@ impl Installer<'_> {
                 .map_err(io_err("cannot run npm ls"))?;
             let _ = log.write_all(&out.stdout);
             if let Ok(ls) = serde_json::from_slice::<Ls>(&out.stdout) {
-                npm_packages = ls
-                    .dependencies
-                    .into_iter()
-                    .filter_map(|(k, v)| v.version.map(|v| (k, v)))
-                    .collect();
+                npm_packages = ls.dependencies.into_iter().filter_map(|(k, v)| v.version.map(|v| (k, v))).collect();
             }
         }
 
@@ -1045,8 +982,7 @@ impl Installer<'_> {
     /// Point `env/<hash>` at the finished build, atomically.
     fn publish(&self, build_name: &str, nonce: &str) -> Result<(), ToolchainError> {
         let tmp_link = self.env_dir.join(format!(".{}.link-{nonce}", self.hash));
-        std::os::unix::fs::symlink(build_name, &tmp_link)
-            .map_err(io_err(format!("cannot create {}", tmp_link.display())))?;
+        std::os::unix::fs::symlink(build_name, &tmp_link).map_err(io_err(format!("cannot create {}", tmp_link.display())))?;
         let old_target = fs::read_link(&self.root).ok();
         if let Ok(m) = fs::symlink_metadata(&self.root) {
             if m.is_dir() {
@@ -1256,15 +1192,12 @@ mod tests {
 
     #[test]
     fn parse_errors_name_file_and_field() {
-        let e = Pins::parse(Path::new("pins.yaml"), "python:\n  packagez: []\nnpm:\n  packages: []\n", Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let e =
+            Pins::parse(Path::new("pins.yaml"), "python:\n  packagez: []\nnpm:\n  packages: []\n", Path::new(".")).unwrap_err().to_string();
         assert!(e.starts_with("pins.yaml: python.packagez: unknown field, expected one of packages, pre"), "{e}");
         assert!(e.contains("line 2"), "{e}");
 
-        let e = Pins::parse(Path::new("pins.yaml"), "python:\n  packages: []\n", Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let e = Pins::parse(Path::new("pins.yaml"), "python:\n  packages: []\n", Path::new(".")).unwrap_err().to_string();
         assert!(e.starts_with("pins.yaml: npm: missing field"), "{e}");
 
         let e = Pins::parse(
@@ -1290,9 +1223,10 @@ mod tests {
         .to_string();
         assert!(e.starts_with("pins.yaml: python.packages[1]: package `a` is already listed"), "{e}");
 
-        let e = Pins::parse(Path::new("pins.yaml"), "python:\n  packages: []\nnpm:\n  packages: [{spec: x@1, pre: true}]\n", Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let e =
+            Pins::parse(Path::new("pins.yaml"), "python:\n  packages: []\nnpm:\n  packages: [{spec: x@1, pre: true}]\n", Path::new("."))
+                .unwrap_err()
+                .to_string();
         assert!(e.starts_with("pins.yaml: npm.packages[0].pre: `pre` is a pip option"), "{e}");
     }
 
@@ -1331,10 +1265,7 @@ mod tests {
         };
         let m = base.merged_with(&o);
         let specs: Vec<&str> = m.python.packages.iter().map(|p| p.spec.as_str()).collect();
-        assert_eq!(
-            specs,
-            ["jupyterhub==6.1.1", "git+https://github.com/me/jupyterhub-idle-culler@fix", "docker-image-cleaner==1.0.0b3"]
-        );
+        assert_eq!(specs, ["jupyterhub==6.1.1", "git+https://github.com/me/jupyterhub-idle-culler@fix", "docker-image-cleaner==1.0.0b3"]);
         assert_eq!(m.npm, base.npm);
         assert_ne!(m.hash(), base.hash());
         assert_eq!(base.merged_with(&PinsOverride::default()), base);

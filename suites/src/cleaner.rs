@@ -64,9 +64,11 @@ pub fn frees_space_over_threshold_inodes() -> Scenario {
 }
 
 pub fn spares_images_in_use() -> Scenario {
-    let options = NodeOptions::disk_mb(300)
-        .image_in_use(ImageSpec::sized("busy-a", 20 << 20, 2))
-        .image_in_use(ImageSpec::sized("busy-b", 20 << 20, 1));
+    let options = NodeOptions::disk_mb(300).image_in_use(ImageSpec::sized("busy-a", 20 << 20, 2)).image_in_use(ImageSpec::sized(
+        "busy-b",
+        20 << 20,
+        1,
+    ));
     let mut s = frees_space(
         "spares_images_in_use",
         options,

@@ -123,9 +123,7 @@ pub fn culler_replay(
         ),
         Box::new(Convergence::new("hub", "jupyterhub_total_users", Direction::AtMost, keep, deadline).label("users").hold_until_end()),
         Box::new(
-            Convergence::new(HUB_API, ACTIVE_SERVERS, Direction::AtMost, running_active, deadline)
-                .label("idle-servers")
-                .hold_until_end(),
+            Convergence::new(HUB_API, ACTIVE_SERVERS, Direction::AtMost, running_active, deadline).label("idle-servers").hold_until_end(),
         ),
         Box::new(NoProtectedUserHarmed::new(Some("culler"), &[RUNNING_ACTIVE, ADMIN])),
         Box::new(LatencyCeiling::new(Duration::from_millis(500)).client("probe").label("hub")),

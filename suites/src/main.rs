@@ -27,8 +27,7 @@ fn main() {
         .map(|build| {
             let scenario = build();
             let skip = missing_prerequisite(&scenario);
-            Trial::test(scenario.test_name("local"), move || run_trial(build))
-                .with_ignored_flag(skip.is_some() || scenario.long)
+            Trial::test(scenario.test_name("local"), move || run_trial(build)).with_ignored_flag(skip.is_some() || scenario.long)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

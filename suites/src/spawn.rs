@@ -23,12 +23,7 @@ pub fn churn_without_leak() -> Scenario {
 
 /// The hub's spawn hook keeps 1 MiB per spawn (a leak as blunt as 2018's).
 pub fn leak_is_caught() -> Scenario {
-    let mut s = churn(
-        "controls",
-        "leak_is_caught",
-        "Negative control for leak-slope: a spawn hook retains 1 MiB per spawn.",
-        10,
-    );
+    let mut s = churn("controls", "leak_is_caught", "Negative control for leak-slope: a spawn hook retains 1 MiB per spawn.", 10);
     s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 1 << 20, fds_per_spawn: 0 }, Schedule::throughout()));
     s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 1 MiB per spawn");
     s
@@ -59,10 +54,8 @@ pub fn fd_leak_is_caught() -> Scenario {
         10,
     );
     s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 0, fds_per_spawn: 1 }, Schedule::throughout()));
-    s.expect = Expectation::fail_on(
-        &["leak-slope:hub:open_fds", "returns-to-baseline:hub"],
-        "the hook opens one file per spawn and keeps it",
-    );
+    s.expect =
+        Expectation::fail_on(&["leak-slope:hub:open_fds", "returns-to-baseline:hub"], "the hook opens one file per spawn and keeps it");
     s
 }
 
@@ -77,7 +70,9 @@ pub fn residue_after_churn() -> Scenario {
         5,
     );
     s.checks = vec![Box::new(
-        ReturnsToBaseline::of(RESIDUE, &[HOME_DIRS, RUNTIME_FILES], 0.0).allow(HOME_DIRS, hubchaos::soak::CHURN_USERS as f64).labelled("returns-to-baseline:residue"),
+        ReturnsToBaseline::of(RESIDUE, &[HOME_DIRS, RUNTIME_FILES], 0.0)
+            .allow(HOME_DIRS, hubchaos::soak::CHURN_USERS as f64)
+            .labelled("returns-to-baseline:residue"),
     )];
     s.key_figure = None;
     s.expect = Expectation::fail_on(

@@ -94,11 +94,7 @@ impl LocalBackend {
     }
 
     /// The supervision loop of one component: run, record the exit, back off, run again.
-    fn supervise(
-        self: &Arc<Self>,
-        sup: Arc<Supervised>,
-        mut child: tokio::process::Child,
-    ) -> JoinHandle<()> {
+    fn supervise(self: &Arc<Self>, sup: Arc<Supervised>, mut child: tokio::process::Child) -> JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             let mut backoff = BACKOFF_START;
@@ -137,12 +133,7 @@ impl LocalBackend {
                     backoff = BACKOFF_START;
                 }
                 attempt += 1;
-                this.recorder.record(Event::Restart(RestartEvent {
-                    component: sup.spec.name.clone(),
-                    exit,
-                    attempt,
-                    backoff,
-                }));
+                this.recorder.record(Event::Restart(RestartEvent { component: sup.spec.name.clone(), exit, attempt, backoff }));
                 sup.state.lock().unwrap().restarts = attempt;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -183,8 +174,7 @@ impl LocalBackend {
                     sup.spec.ready_within,
                     match &sup.spec.readiness {
                         Readiness::Http { url } => format!("no answer below 500 from {url}"),
-                        Readiness::UnixHttp { socket, path } =>
-                            format!("no answer below 500 to GET {path} on unix://{}", socket.display()),
+                        Readiness::UnixHttp { socket, path } => format!("no answer below 500 to GET {path} on unix://{}", socket.display()),
                         Readiness::Running => "process not running".into(),
                     }
                 );
@@ -227,10 +217,9 @@ fn describe_exit(status: &std::io::Result<std::process::ExitStatus>) -> String {
     match status {
         Ok(s) => match (s.code(), s.signal()) {
             (Some(code), _) => format!("exit code {code}"),
-            (None, Some(sig)) => format!(
-                "signal: {}",
-                Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| sig.to_string())
-            ),
+            (None, Some(sig)) => {
+                format!("signal: {}", Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| sig.to_string()))
+            }
             _ => "exited".into(),
         },
         Err(e) => format!("wait failed: {e}"),
@@ -274,8 +263,7 @@ impl Backend for Arc<LocalBackend> {
     async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {
         let sup = self.get(component).with_context(|| format!("no component named {component}"))?;
         let pid = sup.state.lock().unwrap().pid.with_context(|| format!("{component} has no process now"))?;
-        killpg(Pid::from_raw(pid as i32), to_signal(signal))
-            .with_context(|| format!("signalling {component} (pgid {pid})"))?;
+        killpg(Pid::from_raw(pid as i32), to_signal(signal)).with_context(|| format!("signalling {component} (pgid {pid})"))?;
         let mut st = sup.state.lock().unwrap();
         match signal {
             ProcessSignal::Pause => st.paused = true,

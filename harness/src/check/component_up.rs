@@ -67,7 +67,8 @@ impl Check for ComponentUp {
         let lines: Vec<(Duration, &str)> = log_lines(history, &self.component).collect();
         let cycles: Vec<Duration> = lines.iter().filter(|(_, l)| cycle.is_match(l)).map(|(t, _)| *t).collect();
         let first = cycles.first().copied();
-        let restarts: Vec<(Duration, String)> = history.restarts().filter(|(_, r)| r.component == self.component).map(|(t, r)| (t, r.exit.clone())).collect();
+        let restarts: Vec<(Duration, String)> =
+            history.restarts().filter(|(_, r)| r.component == self.component).map(|(t, r)| (t, r.exit.clone())).collect();
         let left_down = restarts.iter().any(|(_, exit)| exit.contains("left down"));
         let counted = restarts.iter().filter(|(_, exit)| !exit.contains("left down")).count() as u32;
         let last_error = lines.iter().rev().find(|(_, l)| error.is_match(l)).map(|(_, l)| l.to_string());
@@ -76,7 +77,12 @@ impl Check for ComponentUp {
         let mut problems = Vec::new();
         if !on_time {
             match first {
-                Some(t) => problems.push(format!("first cycle only at t={:.1}s, {:.1} s after the window opened (allowed {:.0} s)", t.as_secs_f64(), (t.saturating_sub(start)).as_secs_f64(), self.within.as_secs_f64())),
+                Some(t) => problems.push(format!(
+                    "first cycle only at t={:.1}s, {:.1} s after the window opened (allowed {:.0} s)",
+                    t.as_secs_f64(),
+                    (t.saturating_sub(start)).as_secs_f64(),
+                    self.within.as_secs_f64()
+                )),
                 None => problems.push(format!("logged no cycle within {:.0} s of the window opening", self.within.as_secs_f64())),
             }
         }
@@ -101,7 +107,10 @@ impl Check for ComponentUp {
             )
         } else if !on_time && first.is_none() && counted <= self.max_restarts && !left_down && end < deadline {
             // The window closed before the deadline and nothing went wrong yet: no verdict.
-            CheckResult::unknown(&name, format!("the window closed {:.1} s before the deadline, with no cycle yet and no crash", (deadline - end).as_secs_f64()))
+            CheckResult::unknown(
+                &name,
+                format!("the window closed {:.1} s before the deadline, with no cycle yet and no crash", (deadline - end).as_secs_f64()),
+            )
         } else {
             let mut summary = format!("{}: {}", self.component, problems.join("; "));
             match &last_error {
@@ -133,7 +142,15 @@ mod tests {
     }
 
     fn restart(at: f64, attempt: u32) -> Entry {
-        Entry { at: secs(at), event: Event::Restart(RestartEvent { component: "image-cleaner".into(), exit: "exit code 1".into(), attempt, backoff: secs(0.5) }) }
+        Entry {
+            at: secs(at),
+            event: Event::Restart(RestartEvent {
+                component: "image-cleaner".into(),
+                exit: "exit code 1".into(),
+                attempt,
+                backoff: secs(0.5),
+            }),
+        }
     }
 
     #[test]

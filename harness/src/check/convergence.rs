@@ -70,15 +70,7 @@ pub struct Convergence {
 
 impl Convergence {
     pub fn new(component: &str, metric: &str, direction: Direction, target: f64, deadline: Duration) -> Self {
-        Self {
-            component: component.into(),
-            metric: metric.into(),
-            target,
-            direction,
-            deadline,
-            label: None,
-            hold_until_end: false,
-        }
+        Self { component: component.into(), metric: metric.into(), target, direction, deadline, label: None, hold_until_end: false }
     }
 
     pub fn label(mut self, label: &str) -> Self {
@@ -208,22 +200,13 @@ mod tests {
         assert_eq!(r.figures["time_to_converge_s"], 40.0);
         assert_eq!(r.figures["final_value"], 6.0);
         assert_eq!(r.figures["best_value"], 5.0);
-        assert!(
-            r.summary.starts_with("hub jupyterhub_total_users reached <= 7 at +40.0s (deadline +1m)"),
-            "{}",
-            r.summary
-        );
+        assert!(r.summary.starts_with("hub jupyterhub_total_users reached <= 7 at +40.0s (deadline +1m)"), "{}", r.summary);
     }
 
     #[test]
     fn accumulating_users_fail() {
         // The 2018 culler never deleted users: the count only grew.
-        let h = history(window(10.0, 200.0)).with_samples(curve(&[
-            (10.0, 20.0),
-            (40.0, 25.0),
-            (80.0, 31.0),
-            (190.0, 44.0),
-        ]));
+        let h = history(window(10.0, 200.0)).with_samples(curve(&[(10.0, 20.0), (40.0, 25.0), (80.0, 31.0), (190.0, 44.0)]));
         let r = users_down_to_7().check(&h);
         assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);
         assert!(r.summary.contains("never reached <= 7 within 1m"), "{}", r.summary);
@@ -249,8 +232,7 @@ mod tests {
 
     #[test]
     fn hold_until_end_catches_a_bounce_the_last_sample_hides() {
-        let h =
-            history(window(10.0, 200.0)).with_samples(curve(&[(10.0, 20.0), (30.0, 7.0), (100.0, 12.0), (190.0, 6.0)]));
+        let h = history(window(10.0, 200.0)).with_samples(curve(&[(10.0, 20.0), (30.0, 7.0), (100.0, 12.0), (190.0, 6.0)]));
         assert_eq!(users_down_to_7().check(&h).verdict, Verdict::Pass);
         let r = users_down_to_7().hold_until_end().check(&h);
         assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);

@@ -72,7 +72,8 @@ impl Check for DiskBelow {
         }
         let peak = samples.iter().map(|s| s.1).fold(f64::MIN, f64::max);
         if episodes.is_empty() {
-            return CheckResult::unknown(&name, format!("usage never reached {:.1}% (peak {peak:.1}%): nothing to judge", self.threshold)).figure("peak_pct", peak);
+            return CheckResult::unknown(&name, format!("usage never reached {:.1}% (peak {peak:.1}%): nothing to judge", self.threshold))
+                .figure("peak_pct", peak);
         }
         let mut late = Vec::new();
         let mut pending = None;
@@ -83,25 +84,61 @@ impl Check for DiskBelow {
                     let took = back - e.crossed;
                     reaction = reaction.max(took);
                     if took > self.within {
-                        late.push(format!("over from t={:.1}s to t={:.1}s ({:.1} s, peak {:.1}%)", e.crossed.as_secs_f64(), back.as_secs_f64(), took.as_secs_f64(), e.peak));
+                        late.push(format!(
+                            "over from t={:.1}s to t={:.1}s ({:.1} s, peak {:.1}%)",
+                            e.crossed.as_secs_f64(),
+                            back.as_secs_f64(),
+                            took.as_secs_f64(),
+                            e.peak
+                        ));
                     }
                 }
                 None if last_at - e.crossed > self.within => {
                     reaction = reaction.max(last_at - e.crossed);
-                    late.push(format!("over since t={:.1}s and still at {:.1}% at the last sample, {:.1} s later", e.crossed.as_secs_f64(), samples.last().unwrap().1, (last_at - e.crossed).as_secs_f64()));
+                    late.push(format!(
+                        "over since t={:.1}s and still at {:.1}% at the last sample, {:.1} s later",
+                        e.crossed.as_secs_f64(),
+                        samples.last().unwrap().1,
+                        (last_at - e.crossed).as_secs_f64()
+                    ));
                 }
                 None => pending = Some(*e),
             }
         }
         let mut result = if !late.is_empty() {
-            CheckResult::new(&name, Verdict::Fail, format!("{} not back under {:.1}% within {:.0} s: {}", self.metric, self.threshold, self.within.as_secs_f64(), late.join("; ")))
+            CheckResult::new(
+                &name,
+                Verdict::Fail,
+                format!(
+                    "{} not back under {:.1}% within {:.0} s: {}",
+                    self.metric,
+                    self.threshold,
+                    self.within.as_secs_f64(),
+                    late.join("; ")
+                ),
+            )
         } else if let Some(e) = pending {
-            CheckResult::unknown(&name, format!("over {:.1}% since t={:.1}s; the samples end {:.1} s later, before the {:.0} s deadline", self.threshold, e.crossed.as_secs_f64(), (last_at - e.crossed).as_secs_f64(), self.within.as_secs_f64()))
+            CheckResult::unknown(
+                &name,
+                format!(
+                    "over {:.1}% since t={:.1}s; the samples end {:.1} s later, before the {:.0} s deadline",
+                    self.threshold,
+                    e.crossed.as_secs_f64(),
+                    (last_at - e.crossed).as_secs_f64(),
+                    self.within.as_secs_f64()
+                ),
+            )
         } else {
             CheckResult::new(
                 &name,
                 Verdict::Pass,
-                format!("{} crossing(s) of {:.1}%, each back under within {:.1} s (allowed {:.0} s; peak {peak:.1}%)", episodes.len(), self.threshold, reaction.as_secs_f64(), self.within.as_secs_f64()),
+                format!(
+                    "{} crossing(s) of {:.1}%, each back under within {:.1} s (allowed {:.0} s; peak {peak:.1}%)",
+                    episodes.len(),
+                    self.threshold,
+                    reaction.as_secs_f64(),
+                    self.within.as_secs_f64()
+                ),
             )
         };
         result = result.figure("crossings", episodes.len() as f64).figure("peak_pct", peak);

@@ -82,11 +82,8 @@ impl Check for ErrorResponses {
     fn check(&self, history: &History) -> CheckResult {
         let name = self.name();
         let (from, to, scope) = history.judged_span();
-        let sent: Vec<&RequestRecord> = history
-            .requests()
-            .filter(|(at, r)| *at >= from && *at <= to && r.client == self.client)
-            .map(|(_, r)| r)
-            .collect();
+        let sent: Vec<&RequestRecord> =
+            history.requests().filter(|(at, r)| *at >= from && *at <= to && r.client == self.client).map(|(_, r)| r).collect();
         if sent.is_empty() {
             return CheckResult::unknown(&name, format!("{} sent no requests {scope}", self.client));
         }
@@ -97,19 +94,10 @@ impl Check for ErrorResponses {
         let errors: u64 = counts.values().sum();
         let mut top: Vec<_> = counts.iter().collect();
         top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let listed: Vec<String> = top
-            .iter()
-            .take(3)
-            .map(|((status, method, route), n)| format!("{n} × {} on {method} {route}", status_text(*status)))
-            .collect();
+        let listed: Vec<String> =
+            top.iter().take(3).map(|((status, method, route), n)| format!("{n} × {} on {method} {route}", status_text(*status))).collect();
         let summary = if errors == 0 {
-            format!(
-                "{} got no {} answers to {} requests {scope}, limit {}",
-                self.client,
-                self.class.describe(),
-                sent.len(),
-                self.limit
-            )
+            format!("{} got no {} answers to {} requests {scope}, limit {}", self.client, self.class.describe(), sent.len(), self.limit)
         } else {
             let more = if top.len() > 3 { format!(" and {} more kinds", top.len() - 3) } else { String::new() };
             format!(

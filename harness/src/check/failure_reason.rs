@@ -22,7 +22,11 @@ pub struct FailureReason {
 impl FailureReason {
     /// Imports of the `import-images` workload fail with ENOSPC.
     pub fn no_space() -> Self {
-        Self { workload: crate::workload::import_images::NAME.into(), op: crate::workload::import_images::OP.into(), words: "no space left on device".into() }
+        Self {
+            workload: crate::workload::import_images::NAME.into(),
+            op: crate::workload::import_images::OP.into(),
+            words: "no space left on device".into(),
+        }
     }
 }
 
@@ -41,16 +45,40 @@ impl Check for FailureReason {
         let failed: Vec<_> = ops.iter().filter(|(_, o)| o.result != OpResult::Ok).collect();
         let other: Vec<_> = failed.iter().filter(|(_, o)| !o.detail.to_lowercase().contains(&words)).collect();
         let result = if failed.is_empty() {
-            CheckResult::new(&name, Verdict::Fail, format!("all {} {} op(s) succeeded: expected them to fail with \"{}\"", ops.len(), self.op, self.words))
+            CheckResult::new(
+                &name,
+                Verdict::Fail,
+                format!("all {} {} op(s) succeeded: expected them to fail with \"{}\"", ops.len(), self.op, self.words),
+            )
         } else if let Some((at, o)) = other.first() {
             CheckResult::new(
                 &name,
                 Verdict::Fail,
-                format!("{} of {} failed {} op(s) do not say \"{}\"; the first, at t={:.1}s: {}", other.len(), failed.len(), self.op, self.words, at.as_secs_f64(), o.detail),
+                format!(
+                    "{} of {} failed {} op(s) do not say \"{}\"; the first, at t={:.1}s: {}",
+                    other.len(),
+                    failed.len(),
+                    self.op,
+                    self.words,
+                    at.as_secs_f64(),
+                    o.detail
+                ),
             )
         } else {
             let (at, first) = failed[0];
-            CheckResult::new(&name, Verdict::Pass, format!("{} of {} {} op(s) failed with \"{}\"; the first, at t={:.1}s: {}", failed.len(), ops.len(), self.op, self.words, at.as_secs_f64(), first.detail))
+            CheckResult::new(
+                &name,
+                Verdict::Pass,
+                format!(
+                    "{} of {} {} op(s) failed with \"{}\"; the first, at t={:.1}s: {}",
+                    failed.len(),
+                    ops.len(),
+                    self.op,
+                    self.words,
+                    at.as_secs_f64(),
+                    first.detail
+                ),
+            )
         };
         result.figure("failed", failed.len() as f64).figure("other_reason", other.len() as f64)
     }
@@ -65,7 +93,14 @@ mod tests {
     fn op(at: f64, result: OpResult, detail: &str) -> Entry {
         Entry {
             at: secs(at),
-            event: Event::Op(OpRecord { workload: "import-images".into(), op: "import-image".into(), user: None, result, latency: secs(0.1), detail: detail.into() }),
+            event: Event::Op(OpRecord {
+                workload: "import-images".into(),
+                op: "import-image".into(),
+                user: None,
+                result,
+                latency: secs(0.1),
+                detail: detail.into(),
+            }),
         }
     }
 

@@ -43,10 +43,15 @@ impl Check for ImagesSpared {
             return CheckResult::unknown(&name, "no docker image samples");
         }
         let (start, end) = history.workload_window().unwrap_or((Duration::ZERO, Duration::MAX));
-        let base_at = rounds.range(..=start).next_back().map(|(t, _)| *t).or_else(|| rounds.range(start..=end).next().map(|(t, _)| *t)).unwrap();
-        let protected: BTreeMap<&String, &BTreeSet<String>> = rounds[&base_at].iter().filter(|(_, (_, used))| *used).map(|(id, (tags, _))| (id, tags)).collect();
+        let base_at =
+            rounds.range(..=start).next_back().map(|(t, _)| *t).or_else(|| rounds.range(start..=end).next().map(|(t, _)| *t)).unwrap();
+        let protected: BTreeMap<&String, &BTreeSet<String>> =
+            rounds[&base_at].iter().filter(|(_, (_, used))| *used).map(|(id, (tags, _))| (id, tags)).collect();
         if protected.is_empty() {
-            return CheckResult::unknown(&name, format!("no image was in use by a running container at t={:.1}s: nothing to spare", base_at.as_secs_f64()));
+            return CheckResult::unknown(
+                &name,
+                format!("no image was in use by a running container at t={:.1}s: nothing to spare", base_at.as_secs_f64()),
+            );
         }
         let later: Vec<_> = rounds.range(base_at..=end).filter(|(t, _)| **t > base_at).collect();
         if later.is_empty() {
@@ -60,7 +65,9 @@ impl Check for ImagesSpared {
                 }
                 let what = match images.get(*id) {
                     None => Some("deleted".to_string()),
-                    Some((now, _)) if !tags.is_subset(now) => Some(format!("lost tag(s) {}", tags.difference(now).cloned().collect::<Vec<_>>().join(","))),
+                    Some((now, _)) if !tags.is_subset(now) => {
+                        Some(format!("lost tag(s) {}", tags.difference(now).cloned().collect::<Vec<_>>().join(",")))
+                    }
                     _ => None,
                 };
                 if let Some(what) = what {
@@ -69,16 +76,34 @@ impl Check for ImagesSpared {
             }
         }
         let result = if lost.is_empty() {
-            CheckResult::new(&name, Verdict::Pass, format!("{} image(s) in use at t={:.1}s still present with their tags in {} later sample(s)", protected.len(), base_at.as_secs_f64(), later.len()))
+            CheckResult::new(
+                &name,
+                Verdict::Pass,
+                format!(
+                    "{} image(s) in use at t={:.1}s still present with their tags in {} later sample(s)",
+                    protected.len(),
+                    base_at.as_secs_f64(),
+                    later.len()
+                ),
+            )
         } else {
             let list: Vec<String> = lost
                 .iter()
                 .map(|(id, (at, what))| {
                     let tags = protected.get(id).map(|t| t.iter().cloned().collect::<Vec<_>>().join(",")).unwrap_or_default();
-                    format!("{} ({}) {what} by t={:.1}s", short(id), if tags.is_empty() { "untagged".into() } else { tags }, at.as_secs_f64())
+                    format!(
+                        "{} ({}) {what} by t={:.1}s",
+                        short(id),
+                        if tags.is_empty() { "untagged".into() } else { tags },
+                        at.as_secs_f64()
+                    )
                 })
                 .collect();
-            CheckResult::new(&name, Verdict::Fail, format!("{} of {} image(s) in use were not spared: {}", lost.len(), protected.len(), list.join("; ")))
+            CheckResult::new(
+                &name,
+                Verdict::Fail,
+                format!("{} of {} image(s) in use were not spared: {}", lost.len(), protected.len(), list.join("; ")),
+            )
         };
         result.figure("protected", protected.len() as f64).figure("lost", lost.len() as f64)
     }
@@ -100,7 +125,10 @@ mod tests {
             at: secs(at),
             component: DOCKERD.into(),
             metric: IMAGE.into(),
-            labels: [("id", id), ("tags", tags), ("in_use", if in_use { "true" } else { "false" })].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: [("id", id), ("tags", tags), ("in_use", if in_use { "true" } else { "false" })]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             value: 1.0,
         }
     }
@@ -135,7 +163,8 @@ mod tests {
     #[test]
     fn nothing_in_use_or_no_samples_is_unknown() {
         assert_eq!(ImagesSpared.check(&history(window(10.0, 60.0))).verdict, Verdict::Unknown);
-        let h = history(window(10.0, 60.0)).with_samples(vec![img(9.0, "sha256:j", "hubchaos/j:r", false), img(20.0, "sha256:j", "", false)]);
+        let h =
+            history(window(10.0, 60.0)).with_samples(vec![img(9.0, "sha256:j", "hubchaos/j:r", false), img(20.0, "sha256:j", "", false)]);
         assert_eq!(ImagesSpared.check(&h).verdict, Verdict::Unknown);
         let h = history(window(10.0, 60.0)).with_samples(vec![img(9.0, "sha256:k", "hubchaos/k:r", true)]);
         assert_eq!(ImagesSpared.check(&h).verdict, Verdict::Unknown, "no later round");

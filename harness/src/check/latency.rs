@@ -126,11 +126,8 @@ impl Check for LatencyCeiling {
         let what = self.describe();
         let q = self.quantile_name();
         if latencies.is_empty() || latencies.len() < self.min_samples {
-            return CheckResult::unknown(
-                &name,
-                format!("only {} {what} {scope}, {} needed for a {q}", latencies.len(), self.min_samples),
-            )
-            .figure("samples", latencies.len() as f64);
+            return CheckResult::unknown(&name, format!("only {} {what} {scope}, {} needed for a {q}", latencies.len(), self.min_samples))
+                .figure("samples", latencies.len() as f64);
         }
         latencies.sort();
         let value = nearest_rank(&latencies, self.quantile);
@@ -164,9 +161,7 @@ mod tests {
 
     /// 100 workload requests with latencies 10 ms, 20 ms, ..., 1000 ms.
     fn ramp() -> Vec<crate::observe::history::Entry> {
-        (1..=100)
-            .map(|i| with_latency(req(10.0 + i as f64, "workload", "GET", USERS, "", 200), i as f64 / 100.0))
-            .collect()
+        (1..=100).map(|i| with_latency(req(10.0 + i as f64, "workload", "GET", USERS, "", 200), i as f64 / 100.0)).collect()
     }
 
     #[test]

@@ -256,6 +256,9 @@ pub fn show_value(metric: &str, value: f64) -> String {
     }
 }
 
+/// (x, y) pairs to fit a line through.
+pub type Points = Vec<(f64, f64)>;
+
 /// The points a slope is fitted on, between `from` and `to`: (spawns completed, value) and
 /// (seconds, value) for every sample of the metric once `warmup` spawns have completed.
 pub fn slope_points(
@@ -265,7 +268,7 @@ pub fn slope_points(
     metric: &str,
     warmup: usize,
     (from, to): (Duration, Duration),
-) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+) -> (Points, Points) {
     let mut by_spawn = Vec::new();
     let mut by_time = Vec::new();
     for s in history.series(component, metric) {
@@ -306,11 +309,17 @@ impl Check for LeakSlope {
             )
             .figure("spawns", spawns as f64);
         }
-        let (by_spawn, by_time) = slope_points(history, &done, &self.component, &self.metric, self.warmup_spawns, (Duration::ZERO, last_spawn));
+        let (by_spawn, by_time) =
+            slope_points(history, &done, &self.component, &self.metric, self.warmup_spawns, (Duration::ZERO, last_spawn));
         let Some(fit) = ols(&by_spawn) else {
             return CheckResult::unknown(
                 &name,
-                format!("{} samples of {} {} while spawning after the warm-up: too few to fit", by_spawn.len(), self.component, self.metric),
+                format!(
+                    "{} samples of {} {} while spawning after the warm-up: too few to fit",
+                    by_spawn.len(),
+                    self.component,
+                    self.metric
+                ),
             )
             .figure("spawns", spawns as f64);
         };

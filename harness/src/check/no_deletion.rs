@@ -69,11 +69,16 @@ impl Check for NoDeletion {
 
     fn check(&self, history: &History) -> CheckResult {
         let name = self.name();
-        let sent: Vec<(Duration, &RequestRecord)> = history.requests().filter(|(_, r)| r.client == self.client && r.upstream == DOCKERD).collect();
-        let deletions: Vec<&(Duration, &RequestRecord)> = sent.iter().filter(|(_, r)| is_deletion(r) && (200..300).contains(&r.status)).collect();
+        let sent: Vec<(Duration, &RequestRecord)> =
+            history.requests().filter(|(_, r)| r.client == self.client && r.upstream == DOCKERD).collect();
+        let deletions: Vec<&(Duration, &RequestRecord)> =
+            sent.iter().filter(|(_, r)| is_deletion(r) && (200..300).contains(&r.status)).collect();
         let counts: Vec<(Duration, f64)> = history.series(DOCKERD, IMAGES).map(|s| (s.at, s.value)).collect();
         if sent.is_empty() && counts.is_empty() {
-            return CheckResult::unknown(&name, format!("{} sent no request to dockerd and there are no image samples: no evidence either way", self.client));
+            return CheckResult::unknown(
+                &name,
+                format!("{} sent no request to dockerd and there are no image samples: no evidence either way", self.client),
+            );
         }
         let faults = fault_windows(history);
         let drops: Vec<(Duration, f64, f64)> = counts
@@ -87,14 +92,35 @@ impl Check for NoDeletion {
             let mut routes: Vec<String> = deletions.iter().map(|(_, r)| format!("{} {}", r.method, r.route)).collect();
             routes.sort();
             routes.dedup();
-            problems.push(format!("{} sent {} deleting request(s) ({}), the first {} {} at t={:.1}s", self.client, deletions.len(), routes.join(", "), first.method, first.route, at.as_secs_f64()));
+            problems.push(format!(
+                "{} sent {} deleting request(s) ({}), the first {} {} at t={:.1}s",
+                self.client,
+                deletions.len(),
+                routes.join(", "),
+                first.method,
+                first.route,
+                at.as_secs_f64()
+            ));
         }
         if let Some((at, from, to)) = drops.first() {
             let lost: f64 = drops.iter().map(|(_, a, b)| a - b).sum();
-            problems.push(format!("the image count fell {} time(s) with no fault active ({lost:.0} image(s) in all; first {from:.0} -> {to:.0} at t={:.1}s)", drops.len(), at.as_secs_f64()));
+            problems.push(format!(
+                "the image count fell {} time(s) with no fault active ({lost:.0} image(s) in all; first {from:.0} -> {to:.0} at t={:.1}s)",
+                drops.len(),
+                at.as_secs_f64()
+            ));
         }
         let result = if problems.is_empty() {
-            CheckResult::new(&name, Verdict::Pass, format!("no deletion: {} request(s) from {}, none deleting; image count never fell outside a fault ({} sample(s))", sent.len(), self.client, counts.len()))
+            CheckResult::new(
+                &name,
+                Verdict::Pass,
+                format!(
+                    "no deletion: {} request(s) from {}, none deleting; image count never fell outside a fault ({} sample(s))",
+                    sent.len(),
+                    self.client,
+                    counts.len()
+                ),
+            )
         } else {
             CheckResult::new(&name, Verdict::Fail, problems.join("; "))
         };
@@ -141,13 +167,19 @@ mod tests {
 
     #[test]
     fn a_wipe_fault_is_not_the_cleaners_deletion_and_no_evidence_is_unknown() {
-        let fault = |at: f64, phase| Entry { at: secs(at), event: Event::Fault(FaultEvent { kind: "wipe-cache".into(), target: "dockerd".into(), phase, detail: String::new() }) };
+        let fault = |at: f64, phase| Entry {
+            at: secs(at),
+            event: Event::Fault(FaultEvent { kind: "wipe-cache".into(), target: "dockerd".into(), phase, detail: String::new() }),
+        };
         let mut entries = window(0.0, 10.0);
         entries.extend([docker(0.5, "GET", "/version", 200), fault(2.0, FaultPhase::Injected), fault(2.5, FaultPhase::Healed)]);
         let h = history(entries).with_samples(count(&[(1.0, 5.0), (3.0, 0.0), (4.0, 0.0)]));
         assert_eq!(NoDeletion::default().check(&h).verdict, Verdict::Pass);
         // Someone else's deletions and a refused prune are not the cleaner's.
-        let h = history(vec![with_upstream(req(1.0, "harness", "DELETE", "/images/{name}", "", 200), DOCKERD), docker(1.0, "POST", "/images/prune", 500)]);
+        let h = history(vec![
+            with_upstream(req(1.0, "harness", "DELETE", "/images/{name}", "", 200), DOCKERD),
+            docker(1.0, "POST", "/images/prune", 500),
+        ]);
         assert_eq!(NoDeletion::default().check(&h).verdict, Verdict::Pass);
         assert_eq!(NoDeletion::default().check(&history(vec![])).verdict, Verdict::Unknown);
     }

@@ -155,10 +155,7 @@ mod tests {
     #[test]
     fn a_steady_trickle_passes() {
         // One stop every second for a minute: 10 per 10 s window = 1/s.
-        let h = history(all(vec![
-            window(0.0, 70.0),
-            repeat(60, 5.0, 1.0, |t| req(t, "culler", "DELETE", SERVER, "u1", 204)),
-        ]));
+        let h = history(all(vec![window(0.0, 70.0), repeat(60, 5.0, 1.0, |t| req(t, "culler", "DELETE", SERVER, "u1", 204))]));
         let r = culler_ceiling().check(&h);
         assert_eq!(r.verdict, Verdict::Pass, "{}", r.summary);
         assert_eq!(r.check, "rate-ceiling:culler");

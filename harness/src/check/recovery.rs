@@ -58,8 +58,7 @@ impl Recovery {
                 first_ok_after.entry(user).or_insert(*at);
             }
         }
-        let failing_users: Vec<String> =
-            users.iter().filter(|u| !first_ok_after.contains_key(*u)).map(|u| u.to_string()).collect();
+        let failing_users: Vec<String> = users.iter().filter(|u| !first_ok_after.contains_key(*u)).map(|u| u.to_string()).collect();
         if !failing_users.is_empty() {
             return Some(Episode::NotRecovered { failing_users, failures });
         }
@@ -141,7 +140,12 @@ mod tests {
     fn fault(at: f64) -> Entry {
         Entry {
             at: secs(at),
-            event: Event::Fault(FaultEvent { kind: "kill-process".into(), target: "proxy".into(), phase: FaultPhase::Injected, detail: String::new() }),
+            event: Event::Fault(FaultEvent {
+                kind: "kill-process".into(),
+                target: "proxy".into(),
+                phase: FaultPhase::Injected,
+                detail: String::new(),
+            }),
         }
     }
 
@@ -165,7 +169,14 @@ mod tests {
 
     #[test]
     fn time_to_recover_is_from_the_fault_to_the_last_user_answering() {
-        let h = history(vec![op(9.0, "a", true), fault(10.0), op(11.0, "a", false), op(11.0, "b", false), op(14.0, "a", true), op(15.0, "b", true)]);
+        let h = history(vec![
+            op(9.0, "a", true),
+            fault(10.0),
+            op(11.0, "a", false),
+            op(11.0, "b", false),
+            op(14.0, "a", true),
+            op(15.0, "b", true),
+        ]);
         let r = check().check(&h);
         assert_eq!(r.verdict, Verdict::Pass, "{}", r.summary);
         assert_eq!(r.figures["time_to_recover_s"], 5.0);
@@ -184,14 +195,8 @@ mod tests {
 
     #[test]
     fn each_injection_is_judged_on_its_own() {
-        let h = history(vec![
-            fault(10.0),
-            op(11.0, "a", false),
-            op(13.0, "a", true),
-            fault(30.0),
-            op(31.0, "a", false),
-            op(35.0, "a", true),
-        ]);
+        let h =
+            history(vec![fault(10.0), op(11.0, "a", false), op(13.0, "a", true), fault(30.0), op(31.0, "a", false), op(35.0, "a", true)]);
         let r = check().check(&h);
         assert_eq!(r.verdict, Verdict::Pass, "{}", r.summary);
         assert_eq!(r.figures["time_to_recover_s"], 5.0);

@@ -24,7 +24,11 @@ impl Check for Restarts {
     }
 
     fn check(&self, history: &History) -> CheckResult {
-        let exits: Vec<String> = history.restarts().filter(|(_, r)| r.component == self.component).map(|(at, r)| format!("{} at t={:.1}s", r.exit, at.as_secs_f64())).collect();
+        let exits: Vec<String> = history
+            .restarts()
+            .filter(|(_, r)| r.component == self.component)
+            .map(|(at, r)| format!("{} at t={:.1}s", r.exit, at.as_secs_f64()))
+            .collect();
         let n = exits.len() as u32;
         let ok = n >= self.at_least && n <= self.at_most;
         let mut summary = format!("{} restarted {n} time(s), allowed {}..={}", self.component, self.at_least, self.at_most);
@@ -44,7 +48,12 @@ mod tests {
     fn restart(at: f64, component: &str) -> Entry {
         Entry {
             at: secs(at),
-            event: Event::Restart(RestartEvent { component: component.into(), exit: "signal: SIGKILL".into(), attempt: 1, backoff: secs(0.5) }),
+            event: Event::Restart(RestartEvent {
+                component: component.into(),
+                exit: "signal: SIGKILL".into(),
+                attempt: 1,
+                backoff: secs(0.5),
+            }),
         }
     }
 

@@ -183,10 +183,17 @@ mod tests {
     /// at 50), workload-stop at 51, samples every second until t=60. `during` and `after` are
     /// the hub's open_fds while spawning and after; 30 before.
     fn run(during: f64, after: f64) -> History {
-        let mut h = history(vec![phase(0.0, SETUP_DONE), op(5.0, "start-server", 1.0), op(48.0, "stop-server", 2.0), phase(51.0, WORKLOAD_STOP)]);
+        let mut h =
+            history(vec![phase(0.0, SETUP_DONE), op(5.0, "start-server", 1.0), op(48.0, "stop-server", 2.0), phase(51.0, WORKLOAD_STOP)]);
         for t in 0..=60 {
             let t = t as f64;
-            let fds = if t < 5.0 { 30.0 } else if t <= 50.0 { during } else { after };
+            let fds = if t < 5.0 {
+                30.0
+            } else if t <= 50.0 {
+                during
+            } else {
+                after
+            };
             h.samples.push(sample(t, "hub", "open_fds", fds));
             h.samples.push(sample(t, "hub", "threads", 5.0));
         }

@@ -33,19 +33,14 @@ pub struct NoProtectedUserHarmed {
 
 impl NoProtectedUserHarmed {
     pub fn new(client: Option<&str>, protected_classes: &[&str]) -> Self {
-        Self {
-            client: client.map(str::to_string),
-            protected_classes: protected_classes.iter().map(|c| c.to_string()).collect(),
-        }
+        Self { client: client.map(str::to_string), protected_classes: protected_classes.iter().map(|c| c.to_string()).collect() }
     }
 }
 
 const SHOWN: usize = 5;
 
 fn is_harmful_route(route: &str) -> bool {
-    route.ends_with("/users/{name}/server")
-        || route.ends_with("/users/{name}/servers/{server}")
-        || route.ends_with("/users/{name}")
+    route.ends_with("/users/{name}/server") || route.ends_with("/users/{name}/servers/{server}") || route.ends_with("/users/{name}")
 }
 
 impl Check for NoProtectedUserHarmed {
@@ -65,17 +60,10 @@ impl Check for NoProtectedUserHarmed {
             }
         }
         if protected.is_empty() {
-            return CheckResult::unknown(
-                &name,
-                format!("no seeded users in the protected classes {}", self.protected_classes.join(", ")),
-            );
+            return CheckResult::unknown(&name, format!("no seeded users in the protected classes {}", self.protected_classes.join(", ")));
         }
-        let seeded_at = history
-            .entries
-            .iter()
-            .find(|e| matches!(e.event, crate::observe::history::Event::Seeded(_)))
-            .map(|e| e.at)
-            .unwrap_or_default();
+        let seeded_at =
+            history.entries.iter().find(|e| matches!(e.event, crate::observe::history::Event::Seeded(_))).map(|e| e.at).unwrap_or_default();
 
         // user -> what happened to it, in time order.
         let mut harm: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -124,19 +112,13 @@ impl Check for NoProtectedUserHarmed {
             }
         } else if judged == 0 {
             let who = self.client.as_deref().unwrap_or("any client");
-            return CheckResult::unknown(
-                &name,
-                format!("no requests from {who} and no end snapshot: nothing to judge"),
-            );
+            return CheckResult::unknown(&name, format!("no requests from {who} and no end snapshot: nothing to judge"));
         }
 
         let classes = self.protected_classes.join(", ");
         let evidence = if end.is_some() { "requests and the end snapshot" } else { "requests only (no end snapshot)" };
         let summary = if harm.is_empty() {
-            format!(
-                "none of {} protected users ({classes}) was stopped or deleted, judged from {evidence}",
-                protected.len()
-            )
+            format!("none of {} protected users ({classes}) was stopped or deleted, judged from {evidence}", protected.len())
         } else {
             let users = harm.keys().copied().collect::<BTreeSet<_>>();
             let shown: Vec<String> = harm.iter().take(SHOWN).map(|(u, what)| format!("{u} ({})", what[0])).collect();
@@ -168,10 +150,7 @@ mod tests {
 
     fn seed() -> Vec<Entry> {
         all(vec![
-            vec![seeded(
-                1.0,
-                &[("running-active", &["act1", "act2"]), ("admin", &["root"]), ("running-idle", &["idle1", "idle2"])],
-            )],
+            vec![seeded(1.0, &[("running-active", &["act1", "act2"]), ("admin", &["root"]), ("running-idle", &["idle1", "idle2"])])],
             window(10.0, 100.0),
         ])
     }
@@ -217,11 +196,7 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);
         assert_eq!(r.figures["harmed_users"], 3.0);
         assert_eq!(r.figures["harmful_requests"], 3.0);
-        assert!(
-            r.summary.contains("act1 (DELETE /hub/api/users/{name}/server by culler at t=20.0s -> 204)"),
-            "{}",
-            r.summary
-        );
+        assert!(r.summary.contains("act1 (DELETE /hub/api/users/{name}/server by culler at t=20.0s -> 204)"), "{}", r.summary);
         assert!(r.summary.contains("root (DELETE /hub/api/users/{name} by culler"), "{}", r.summary);
         assert!(r.summary.contains("no end snapshot"), "{}", r.summary);
     }

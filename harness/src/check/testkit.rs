@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::observe::history::{
-    Entry, Event, History, HubSnapshot, PhaseEvent, RequestRecord, SeededUsers, WORKLOAD_START, WORKLOAD_STOP,
-};
+use crate::observe::history::{Entry, Event, History, HubSnapshot, PhaseEvent, RequestRecord, SeededUsers, WORKLOAD_START, WORKLOAD_STOP};
 use crate::observe::samples::Sample;
 
 /// `DELETE`/`POST` of a user's default server.

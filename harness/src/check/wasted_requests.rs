@@ -90,12 +90,8 @@ fn initial_state(history: &History) -> Option<(Model, Duration, String)> {
         let model = s.users.iter().map(|(u, servers)| (u.clone(), servers.iter().cloned().collect())).collect();
         return Some((model, at, format!("snapshot '{}' at t={:.1}s", s.label, at.as_secs_f64())));
     }
-    let seeded_at = history
-        .entries
-        .iter()
-        .filter(|e| matches!(e.event, crate::observe::history::Event::Seeded(_)))
-        .map(|e| e.at)
-        .next_back()?;
+    let seeded_at =
+        history.entries.iter().filter(|e| matches!(e.event, crate::observe::history::Event::Seeded(_))).map(|e| e.at).next_back()?;
     let seeded = history.seeded();
     let mut model = Model::new();
     for (class, users) in &seeded.classes {
@@ -185,9 +181,7 @@ impl Check for WastedRequests {
             let shown: Vec<_> = top.iter().take(3).map(|(u, n)| format!("{u} ×{n}")).collect();
             summary.push_str(&format!(" (most: {})", shown.join(", ")));
         }
-        summary.push_str(&format!(
-            "; {useful_stops} useful stops, {useful_deletes} useful deletes; initial state from {origin}"
-        ));
+        summary.push_str(&format!("; {useful_stops} useful stops, {useful_deletes} useful deletes; initial state from {origin}"));
         CheckResult::new(&name, Verdict::from_ok(wasted <= self.limit), summary)
             .figure("wasted_stops", wasted_stops as f64)
             .figure("wasted_deletes", wasted_deletes as f64)

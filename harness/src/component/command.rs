@@ -120,17 +120,12 @@ impl CommandSpec {
     /// The value of the last `key=value` option (`None` if absent or given without `=`).
     pub fn get_option(&self, key: &str) -> Option<&str> {
         let key = option_key(key);
-        self.options()
-            .iter()
-            .rev()
-            .find_map(|a| a.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+        self.options().iter().rev().find_map(|a| a.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
     }
 
     /// argv as one vector: program, then args.
     pub fn argv(&self) -> Vec<String> {
-        std::iter::once(self.program.to_string_lossy().into_owned())
-            .chain(self.args.iter().cloned())
-            .collect()
+        std::iter::once(self.program.to_string_lossy().into_owned()).chain(self.args.iter().cloned()).collect()
     }
 }
 
@@ -172,8 +167,7 @@ impl fmt::Display for CommandSpec {
 
 /// Quote a word for a POSIX shell if it contains anything but safe characters.
 pub fn shell_quote(w: &str) -> String {
-    let safe = !w.is_empty()
-        && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    let safe = !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
     if safe {
         w.to_string()
     } else {
@@ -186,9 +180,11 @@ mod tests {
     use super::*;
 
     fn culler() -> CommandSpec {
-        CommandSpec::new("/env/venv/bin/python")
-            .with_command_args(["-m", "jupyterhub_idle_culler"])
-            .args(["--timeout=600", "--cull-users", "--url=http://x"])
+        CommandSpec::new("/env/venv/bin/python").with_command_args(["-m", "jupyterhub_idle_culler"]).args([
+            "--timeout=600",
+            "--cull-users",
+            "--url=http://x",
+        ])
     }
 
     #[test]
@@ -221,11 +217,7 @@ mod tests {
 
     #[test]
     fn display_quotes_and_hides_secrets() {
-        let c = CommandSpec::new("/bin/x")
-            .arg("a b")
-            .arg("it's")
-            .env("JUPYTERHUB_API_TOKEN", "abc")
-            .env("MODE", "1");
+        let c = CommandSpec::new("/bin/x").arg("a b").arg("it's").env("JUPYTERHUB_API_TOKEN", "abc").env("MODE", "1");
         assert_eq!(c.to_string(), r"JUPYTERHUB_API_TOKEN=*** MODE=1 /bin/x 'a b' 'it'\''s'");
     }
 }

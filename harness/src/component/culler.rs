@@ -91,9 +91,23 @@ mod tests {
 
     #[test]
     fn options_map_to_the_cullers_own_flags() {
-        let o = CullerOptions { cull_users: true, remove_named_servers: true, cull_admin_users: false, timeout: Duration::from_secs(60), cull_every: Duration::from_secs(5), ..Default::default() };
+        let o = CullerOptions {
+            cull_users: true,
+            remove_named_servers: true,
+            cull_admin_users: false,
+            timeout: Duration::from_secs(60),
+            cull_every: Duration::from_secs(5),
+            ..Default::default()
+        };
         let args = o.args();
-        for want in ["--timeout=60", "--cull-every=5", "--cull-users=True", "--remove-named-servers=True", "--cull-admin-users=False", "--concurrency=10"] {
+        for want in [
+            "--timeout=60",
+            "--cull-every=5",
+            "--cull-users=True",
+            "--remove-named-servers=True",
+            "--cull-admin-users=False",
+            "--concurrency=10",
+        ] {
             assert!(args.contains(&want.to_string()), "{want} missing from {args:?}");
         }
         let off = CullerOptions::default().args();

@@ -153,7 +153,13 @@ impl DockerApi {
             let bytes = resp.into_body().collect().await?.to_bytes();
             conn.abort();
             if !status.is_success() {
-                return Err(DockerError { status: status.as_u16(), method: method.to_string(), path: path.to_string(), message: error_message(&bytes) }.into());
+                return Err(DockerError {
+                    status: status.as_u16(),
+                    method: method.to_string(),
+                    path: path.to_string(),
+                    message: error_message(&bytes),
+                }
+                .into());
             }
             anyhow::Ok(bytes)
         };
@@ -350,7 +356,8 @@ mod tests {
         let body = r#"{"status":"Loading layer"}
 {"errorDetail":{"message":"write /f1: no space left on device"},"error":"write /f1: no space left on device"}
 "#;
-        let answer: &'static str = Box::leak(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).into_boxed_str());
+        let answer: &'static str =
+            Box::leak(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).into_boxed_str());
         let daemon = fake_daemon(&sock, answer);
         let api = DockerApi::new(&sock);
         let err = api.load(empty()).await.unwrap_err();
@@ -365,7 +372,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("d.sock");
         let body = r#"{"message":"No such image: hubchaos/x:1"}"#;
-        let answer: &'static str = Box::leak(format!("HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).into_boxed_str());
+        let answer: &'static str = Box::leak(
+            format!("HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).into_boxed_str(),
+        );
         let daemon = fake_daemon(&sock, answer);
         let api = DockerApi::new(&sock);
         let err = api.create_container("keep", &serde_json::json!({"Image": "hubchaos/x:1"})).await.unwrap_err();
@@ -395,7 +404,8 @@ mod tests {
         .unwrap();
         assert!(v[0].tags().is_empty());
         assert_eq!(v[1].tags(), ["hubchaos/a:t"]);
-        let c: Vec<ContainerSummary> = serde_json::from_str(r#"[{"Id":"c1","Image":"hubchaos/a:t","ImageID":"sha256:2","State":"running"}]"#).unwrap();
+        let c: Vec<ContainerSummary> =
+            serde_json::from_str(r#"[{"Id":"c1","Image":"hubchaos/a:t","ImageID":"sha256:2","State":"running"}]"#).unwrap();
         assert_eq!(c[0].image_id, "sha256:2");
     }
 }

@@ -190,7 +190,8 @@ pub async fn wait_unix_ready(socket: &Path, path: &str, within: Duration) -> any
     }
 }
 
-const NOT_INSTALLED: &str = "no dockerd: install Debian's docker.io (`make deps` does, as root: apt-get install --no-install-recommends docker.io busybox-static)";
+const NOT_INSTALLED: &str =
+    "no dockerd: install Debian's docker.io (`make deps` does, as root: apt-get install --no-install-recommends docker.io busybox-static)";
 
 /// `dockerd` on PATH, else Debian's `/usr/sbin/dockerd`.
 pub fn find_dockerd() -> Option<PathBuf> {

@@ -169,7 +169,12 @@ mod tests {
     #[test]
     fn every_setting_goes_through_the_cleaners_own_environment() {
         let o = CleanerOptions::quick().threshold(75.5);
-        let spec = o.spec(Path::new("/venv/bin/docker-image-cleaner"), Path::new("/r/node/data-root"), "unix:///run/hubchaos/x/cleaner.sock", Path::new("/r"));
+        let spec = o.spec(
+            Path::new("/venv/bin/docker-image-cleaner"),
+            Path::new("/r/node/data-root"),
+            "unix:///run/hubchaos/x/cleaner.sock",
+            Path::new("/r"),
+        );
         let env = &spec.command.env;
         assert_eq!(env["DOCKER_HOST"], "unix:///run/hubchaos/x/cleaner.sock");
         assert_eq!(env["DOCKER_IMAGE_CLEANER_PATH_TO_CHECK"], "/r/node/data-root");

@@ -113,7 +113,8 @@ impl ImageSpec {
 }
 
 fn repo_name(name: &str) -> String {
-    let clean: String = name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || "._-/".contains(c) { c } else { '-' }).collect();
+    let clean: String =
+        name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || "._-/".contains(c) { c } else { '-' }).collect();
     if clean.starts_with(REPO_PREFIX) {
         clean
     } else {
@@ -187,8 +188,12 @@ impl ImageFactory {
         labels.insert(RUN_LABEL.into(), self.run_id.clone());
         let seed = image_seed(self.seed, &reference);
         let started = Instant::now();
-        let layers: Vec<Vec<TarEntry>> =
-            spec.layers.iter().enumerate().map(|(i, l)| layer_entries(&reference, i, l, if i == 0 { busybox.clone() } else { None })).collect();
+        let layers: Vec<Vec<TarEntry>> = spec
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| layer_entries(&reference, i, l, if i == 0 { busybox.clone() } else { None }))
+            .collect();
         let id = if layers.len() == 1 {
             let changes = changes(&labels, spec.busybox);
             let (tx, rx) = tokio::sync::mpsc::channel(8);
@@ -219,12 +224,23 @@ impl ImageFactory {
             result.with_context(|| format!("loading {reference} ({} layers, {} bytes)", spec.layers.len(), spec.total_bytes()))?;
             self.image_id(&reference).await?
         };
-        Ok(BuiltImage { reference, id, layers: spec.layers.len(), bytes: spec.total_bytes(), files: spec.total_files(), took: started.elapsed() })
+        Ok(BuiltImage {
+            reference,
+            id,
+            layers: spec.layers.len(),
+            bytes: spec.total_bytes(),
+            files: spec.total_files(),
+            took: started.elapsed(),
+        })
     }
 
     async fn image_id(&self, reference: &str) -> anyhow::Result<String> {
         let images = self.api.images(Some(&self.run_filter()), false).await?;
-        images.into_iter().find(|i| i.tags().iter().any(|t| t == reference)).map(|i| i.id).with_context(|| format!("{reference} is not listed after loading it"))
+        images
+            .into_iter()
+            .find(|i| i.tags().iter().any(|t| t == reference))
+            .map(|i| i.id)
+            .with_context(|| format!("{reference} is not listed after loading it"))
     }
 
     /// Remove every image of this run (optionally only those also carrying `label`), forced.
@@ -253,7 +269,11 @@ impl ImageFactory {
     pub async fn keep_in_use(&self, image: &str, name: &str) -> anyhow::Result<String> {
         let config = container_config(image, &self.run_id);
         let cname = format!("hubchaos-{}-{}", name, &hex::encode(Sha256::digest(self.run_id.as_bytes()))[..8]);
-        let id = self.api.create_container(&cname, &config).await.with_context(|| format!("creating a container of {image} (local images only)"))?;
+        let id = self
+            .api
+            .create_container(&cname, &config)
+            .await
+            .with_context(|| format!("creating a container of {image} (local images only)"))?;
         self.api.start_container(&id).await.with_context(|| format!("starting a container of {image}"))?;
         Ok(id)
     }
@@ -318,9 +338,19 @@ fn is_static_elf(path: &Path) -> bool {
 enum TarEntry {
     Dir(String),
     /// Random content of `size` bytes.
-    Random { path: String, size: u64 },
-    Bytes { path: String, data: Arc<Vec<u8>>, mode: u32 },
-    Symlink { path: String, target: String },
+    Random {
+        path: String,
+        size: u64,
+    },
+    Bytes {
+        path: String,
+        data: Arc<Vec<u8>>,
+        mode: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
 }
 
 const BLOCK: u64 = 512;
@@ -349,9 +379,13 @@ fn layer_entries(reference: &str, index: usize, layer: &LayerSpec, busybox: Opti
     let base = format!("hubchaos/l{index}");
     out.push(TarEntry::Dir("hubchaos/".into()));
     out.push(TarEntry::Dir(format!("{base}/")));
-    out.push(TarEntry::Bytes { path: format!("{base}/id"), data: Arc::new(format!("{reference} layer {index}\n").into_bytes()), mode: 0o644 });
+    out.push(TarEntry::Bytes {
+        path: format!("{base}/id"),
+        data: Arc::new(format!("{reference} layer {index}\n").into_bytes()),
+        mode: 0o644,
+    });
     let files = layer.files as u64;
-    let per = if files == 0 { 0 } else { layer.bytes / files };
+    let per = layer.bytes.checked_div(files).unwrap_or(0);
     for j in 0..files {
         if j % 1000 == 0 {
             out.push(TarEntry::Dir(format!("{base}/d{}/", j / 1000)));

@@ -1,14 +1,14 @@
 pub mod command;
-pub mod hub_api;
-pub mod seed;
 pub mod culler;
-pub mod proxy;
-pub mod hub;
 pub mod docker_api;
-pub mod node_disk;
 pub mod dockerd;
-pub mod images;
+pub mod hub;
+pub mod hub_api;
 pub mod image_cleaner;
+pub mod images;
 pub mod node;
+pub mod node_disk;
 #[cfg(test)]
 mod node_live_tests;
+pub mod proxy;
+pub mod seed;

@@ -128,10 +128,7 @@ pub async fn deploy_node(
     let started = Instant::now();
     let (disk, l, m) = (options.disk, layout.clone(), marker.clone());
     let mut mounted = tokio::task::spawn_blocking(move || disk.prepare(&l, &m)).await??;
-    env.cleanup.push(
-        "unmount the node disk",
-        Box::pin(async move { tokio::task::spawn_blocking(move || mounted.unmount()).await? }),
-    );
+    env.cleanup.push("unmount the node disk", Box::pin(async move { tokio::task::spawn_blocking(move || mounted.unmount()).await? }));
     timings.disk_s = started.elapsed().as_secs_f64();
 
     // dockerd: its netns mount in the marker before it starts; its leftovers cleaned after the

@@ -137,7 +137,10 @@ impl NodeDisk {
         }
         std::fs::create_dir_all(&layout.data_root).with_context(|| format!("creating {}", layout.data_root.display()))?;
         if is_mounted(&layout.data_root) {
-            bail!("{} is already a mount point (a previous run in the same dir?): `hubchaos sweep` or umount it", layout.data_root.display());
+            bail!(
+                "{} is already a mount point (a previous run in the same dir?): `hubchaos sweep` or umount it",
+                layout.data_root.display()
+            );
         }
         let file = std::fs::File::create(&layout.image_file).with_context(|| format!("creating {}", layout.image_file.display()))?;
         file.set_len(self.size_bytes)?;

@@ -72,7 +72,8 @@ async fn node_live() {
     let rec = Recorder::in_memory(Instant::now());
     let samples = SampleSink::default();
     let backend = Arc::new(LocalBackend::new(&run_id, run_dir.join("logs"), rec.clone(), marker.clone()));
-    let env = Env::new(run_id.clone(), run_dir.clone(), 7, Arc::new(backend.clone()), rec.clone(), samples.clone(), CancellationToken::new());
+    let env =
+        Env::new(run_id.clone(), run_dir.clone(), 7, Arc::new(backend.clone()), rec.clone(), samples.clone(), CancellationToken::new());
     let layout = NodeLayout::new(&run_dir, &run_id);
     // If an assertion fails midway: end the run's processes, unmount, remove (as the sweep would).
     struct Leftovers(String, PathBuf, PathBuf);
@@ -112,20 +113,41 @@ async fn node_live() {
     let keep = factory.build(&ImageSpec::sized("keep", 5 << 20, 1).with_busybox()).await.unwrap();
     let container = factory.keep_in_use(&keep.reference, "keep").await.unwrap();
     let multi = factory.build(&ImageSpec::sized("multi", 30 << 20, 3)).await.unwrap();
-    let inspect: serde_json::Value = serde_json::from_slice(&api.request(hyper::Method::GET, &format!("/images/{}/json", multi.id), None, None).await.unwrap()).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&api.request(hyper::Method::GET, &format!("/images/{}/json", multi.id), None, None).await.unwrap()).unwrap();
     let layers = inspect["RootFS"]["Layers"].as_array().map(|a| a.len()).unwrap_or(0);
-    eprintln!("MEASURE import 5 MB runnable: {:.2} s; load 30 MB / 3 layers: {:.2} s -> {layers} layers", keep.took.as_secs_f64(), multi.took.as_secs_f64());
+    eprintln!(
+        "MEASURE import 5 MB runnable: {:.2} s; load 30 MB / 3 layers: {:.2} s -> {layers} layers",
+        keep.took.as_secs_f64(),
+        multi.took.as_secs_f64()
+    );
     assert_eq!(layers, 3);
     let many = factory.build(&ImageSpec::many_files("inodes", 3000, 2)).await.unwrap();
-    eprintln!("MEASURE load 3000 empty files / 2 layers: {:.2} s; {:?}", many.took.as_secs_f64(), DiskUsage::of(&layout.data_root).unwrap());
+    eprintln!(
+        "MEASURE load 3000 empty files / 2 layers: {:.2} s; {:?}",
+        many.took.as_secs_f64(),
+        DiskUsage::of(&layout.data_root).unwrap()
+    );
 
     // 5. samplers, watcher, window.
     let stop = CancellationToken::new();
     let tasks = vec![
-        tokio::spawn(DiskSampler { path: layout.data_root.clone(), every: Duration::from_secs(1) }.run(rec.clone(), samples.clone(), stop.clone())),
+        tokio::spawn(DiskSampler { path: layout.data_root.clone(), every: Duration::from_secs(1) }.run(
+            rec.clone(),
+            samples.clone(),
+            stop.clone(),
+        )),
         tokio::spawn(DockerSampler { api: api.clone(), every: Duration::from_secs(2) }.run(rec.clone(), samples.clone(), stop.clone())),
-        tokio::spawn(LogWatcher::new(IMAGE_CLEANER, run_dir.join("logs/image-cleaner.log"), &[CYCLE_LINE, DELETED_LINE, ERROR_LINE]).unwrap().run(rec.clone(), stop.clone())),
-        tokio::spawn(LogWatcher::new("image-cleaner-bad", run_dir.join("logs/image-cleaner-bad.log"), &[CYCLE_LINE, ERROR_LINE]).unwrap().run(rec.clone(), stop.clone())),
+        tokio::spawn(
+            LogWatcher::new(IMAGE_CLEANER, run_dir.join("logs/image-cleaner.log"), &[CYCLE_LINE, DELETED_LINE, ERROR_LINE])
+                .unwrap()
+                .run(rec.clone(), stop.clone()),
+        ),
+        tokio::spawn(
+            LogWatcher::new("image-cleaner-bad", run_dir.join("logs/image-cleaner-bad.log"), &[CYCLE_LINE, ERROR_LINE])
+                .unwrap()
+                .run(rec.clone(), stop.clone()),
+        ),
     ];
     tokio::time::sleep(Duration::from_millis(2500)).await;
     rec.phase(WORKLOAD_START, "");
@@ -137,13 +159,22 @@ async fn node_live() {
     backend.deploy_arc(spec).await.unwrap();
     let t = Instant::now();
     let guard = FillDisk::blocks(75.0).inject(&env).await.unwrap();
-    eprintln!("MEASURE fill-disk blocks 75% with images (cleaner running, under its threshold): {:.2} s -> {:.1}% used", t.elapsed().as_secs_f64(), DiskUsage::of(&layout.data_root).unwrap().used_pct());
+    eprintln!(
+        "MEASURE fill-disk blocks 75% with images (cleaner running, under its threshold): {:.2} s -> {:.1}% used",
+        t.elapsed().as_secs_f64(),
+        DiskUsage::of(&layout.data_root).unwrap().used_pct()
+    );
     rec.phase(SETUP_DONE, "");
     let over = FillDisk::blocks(85.0).inject(&env).await.unwrap();
     let crossed = Instant::now();
     eprintln!("over the threshold: {:.1}%", DiskUsage::of(&layout.data_root).unwrap().used_pct());
-    let reaction = wait_for("usage back under 80%", Duration::from_secs(40), || DiskUsage::of(&layout.data_root).unwrap().used_pct() < 80.0).await;
-    eprintln!("MEASURE cleaner (interval 5 s) brought usage under 80% {:.2} s after the crossing; now {:.1}%", reaction.as_secs_f64(), DiskUsage::of(&layout.data_root).unwrap().used_pct());
+    let reaction =
+        wait_for("usage back under 80%", Duration::from_secs(40), || DiskUsage::of(&layout.data_root).unwrap().used_pct() < 80.0).await;
+    eprintln!(
+        "MEASURE cleaner (interval 5 s) brought usage under 80% {:.2} s after the crossing; now {:.1}%",
+        reaction.as_secs_f64(),
+        DiskUsage::of(&layout.data_root).unwrap().used_pct()
+    );
     let _ = crossed;
     tokio::time::sleep(Duration::from_secs(3)).await;
     over.heal().await.unwrap();
@@ -151,7 +182,11 @@ async fn node_live() {
     // Inodes with images of empty files, under the threshold (no prune).
     let t = Instant::now();
     let g = FillDisk::inodes(60.0).inject(&env).await.unwrap();
-    eprintln!("MEASURE fill-disk inodes 60% with images: {:.2} s -> {:?}", t.elapsed().as_secs_f64(), DiskUsage::of(&layout.data_root).unwrap());
+    eprintln!(
+        "MEASURE fill-disk inodes 60% with images: {:.2} s -> {:?}",
+        t.elapsed().as_secs_f64(),
+        DiskUsage::of(&layout.data_root).unwrap()
+    );
     g.heal().await.unwrap();
     let present = api.images(None, false).await.unwrap();
     assert!(present.iter().any(|i| i.id == keep.id), "the image in use was deleted");
@@ -172,13 +207,21 @@ async fn node_live() {
     backend.stop(IMAGE_CLEANER).await.unwrap();
     let t = Instant::now();
     let g = FillDisk::blocks(100.0).inject(&env).await.unwrap();
-    eprintln!("MEASURE fill-disk blocks 100% with images: {:.2} s -> {:.1}%", t.elapsed().as_secs_f64(), DiskUsage::of(&layout.data_root).unwrap().used_pct());
+    eprintln!(
+        "MEASURE fill-disk blocks 100% with images: {:.2} s -> {:.1}%",
+        t.elapsed().as_secs_f64(),
+        DiskUsage::of(&layout.data_root).unwrap().used_pct()
+    );
     eprintln!("  {}", rec.history().faults().last().map(|(_, f)| f.detail.clone()).unwrap_or_default());
     g.heal().await.unwrap();
     let full = FillDisk::blocks(100.0).with_files();
     let t = Instant::now();
     let g = full.inject(&env).await.unwrap();
-    eprintln!("MEASURE fill-disk blocks 100% with files: {:.2} s -> {:.1}%", t.elapsed().as_secs_f64(), DiskUsage::of(&layout.data_root).unwrap().used_pct());
+    eprintln!(
+        "MEASURE fill-disk blocks 100% with files: {:.2} s -> {:.1}%",
+        t.elapsed().as_secs_f64(),
+        DiskUsage::of(&layout.data_root).unwrap().used_pct()
+    );
     let e = factory.build(&ImageSpec::sized("nospace", 20 << 20, 1)).await.unwrap_err();
     eprintln!("MEASURE import on a full disk: {e:#}");
     assert!(no_space_message(&e).is_some());
@@ -188,7 +231,11 @@ async fn node_live() {
     let inodes = FillDisk::inodes(100.0).with_files();
     let t = Instant::now();
     let g = inodes.inject(&env).await.unwrap();
-    eprintln!("MEASURE fill-disk inodes 100% with files: {:.2} s; {:?}", t.elapsed().as_secs_f64(), DiskUsage::of(&layout.data_root).unwrap());
+    eprintln!(
+        "MEASURE fill-disk inodes 100% with files: {:.2} s; {:?}",
+        t.elapsed().as_secs_f64(),
+        DiskUsage::of(&layout.data_root).unwrap()
+    );
     let e = factory.build(&ImageSpec::many_files("noinode", 200, 1)).await.unwrap_err();
     eprintln!("MEASURE import with no inodes left: {e:#}");
     g.heal().await.unwrap();
@@ -200,7 +247,11 @@ async fn node_live() {
 
     // 10. checks on what was recorded.
     let history = rec.history().with_samples(samples.all());
-    let cleaner_requests: Vec<String> = history.requests().filter(|(_, r)| r.client == IMAGE_CLEANER).map(|(_, r)| format!("{} {} {}", r.method, r.route, r.status)).collect();
+    let cleaner_requests: Vec<String> = history
+        .requests()
+        .filter(|(_, r)| r.client == IMAGE_CLEANER)
+        .map(|(_, r)| format!("{} {} {}", r.method, r.route, r.status))
+        .collect();
     eprintln!("cleaner requests: {cleaner_requests:?}");
     for c in [
         Box::new(ComponentUp::image_cleaner(Duration::from_secs(20))) as Box<dyn Check>,

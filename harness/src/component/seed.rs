@@ -60,11 +60,7 @@ impl SeedPlan {
                 name: &u.name,
                 last_activity: iso(now, u.idle_for),
                 admin: u.admin,
-                named_servers: u
-                    .named_servers
-                    .iter()
-                    .map(|(n, idle)| SeedNamed { name: n, last_activity: iso(now, *idle) })
-                    .collect(),
+                named_servers: u.named_servers.iter().map(|(n, idle)| SeedNamed { name: n, last_activity: iso(now, *idle) }).collect(),
             })
             .collect();
         serde_json::to_value(SeedInput { db_url, users }).expect("seed input serialises")

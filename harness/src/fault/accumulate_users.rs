@@ -212,7 +212,15 @@ mod tests {
 
     #[test]
     fn seeded_users_are_the_ones_without_running_servers() {
-        let acc = AccumulateUsers { never_started: 2, stopped: 3, running_idle: 1, running_active: 1, admins: 1, stopped_named_per_user: 2, ..Default::default() };
+        let acc = AccumulateUsers {
+            never_started: 2,
+            stopped: 3,
+            running_idle: 1,
+            running_active: 1,
+            admins: 1,
+            stopped_named_per_user: 2,
+            ..Default::default()
+        };
         let mut plan = DeployPlan::default();
         acc.before_deploy(&mut plan).unwrap();
         assert_eq!(plan.seed.users.len(), 6);

@@ -229,7 +229,12 @@ fn describe(target: FillTarget, before: &DiskUsage, after: &DiskUsage, made: &st
 }
 
 /// Write files until the target; returns what was made and what stopped it.
-fn fill_with_files(fill: &FillDisk, data_root: &Path, dir: &PathBuf, cancel: &tokio_util::sync::CancellationToken) -> anyhow::Result<(String, String)> {
+fn fill_with_files(
+    fill: &FillDisk,
+    data_root: &Path,
+    dir: &PathBuf,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<(String, String)> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let mut usage = DiskUsage::of(data_root)?;
@@ -240,7 +245,7 @@ fn fill_with_files(fill: &FillDisk, data_root: &Path, dir: &PathBuf, cancel: &to
         FillTarget::Blocks(_) => {
             const CHUNK: u64 = 64 << 20;
             while !fill.reached(&usage) && files < MAX_FILES && !cancel.is_cancelled() {
-                let want = fill.missing(&usage).min(CHUNK).max(4096);
+                let want = fill.missing(&usage).clamp(4096, CHUNK);
                 let path = dir.join(format!("f{files}"));
                 let f = std::fs::File::create(&path)?;
                 files += 1;

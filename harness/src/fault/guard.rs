@@ -61,12 +61,7 @@ impl FaultGuard {
             Ok(()) => (FaultPhase::Healed, String::new()),
             Err(e) => (FaultPhase::HealFailed, format!("{e:#}")),
         };
-        self.recorder.record(Event::Fault(FaultEvent {
-            kind: self.kind.clone(),
-            target: self.target.clone(),
-            phase,
-            detail,
-        }));
+        self.recorder.record(Event::Fault(FaultEvent { kind: self.kind.clone(), target: self.target.clone(), phase, detail }));
     }
 }
 
@@ -76,9 +71,8 @@ impl Drop for FaultGuard {
         tracing::warn!("fault {} on {} dropped without heal: healing best-effort", self.kind, self.target);
         let recorder = self.recorder.clone();
         let (kind, target) = (self.kind.clone(), self.target.clone());
-        let record = move |detail: String| {
-            recorder.record(Event::Fault(FaultEvent { kind, target, phase: FaultPhase::HealFailed, detail }))
-        };
+        let record =
+            move |detail: String| recorder.record(Event::Fault(FaultEvent { kind, target, phase: FaultPhase::HealFailed, detail }));
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {

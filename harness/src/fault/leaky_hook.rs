@@ -150,12 +150,7 @@ assert calls == ["spawner-0", "spawner-1", "spawner-2"], calls
 print("ok")
 "#;
         let out = Command::new(py).arg("-c").arg(driver).arg(&hook).output().unwrap();
-        assert!(
-            out.status.success(),
-            "python failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "python failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
     }
 }

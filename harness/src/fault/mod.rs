@@ -3,28 +3,28 @@
 //! A fault is bundled with its [`Schedule`] in a [`Scheduled`] (after Jepsen's combined nemesis).
 
 pub mod accumulate_users;
+pub mod fill_disk;
 pub mod flood_api;
 pub mod guard;
 pub mod kill_process;
 pub mod leaky_hook;
+pub mod misconfigure;
 pub mod pause_process;
 pub mod schedule;
-pub mod fill_disk;
 pub mod wipe_cache;
-pub mod misconfigure;
 
 use async_trait::async_trait;
 
 pub use accumulate_users::AccumulateUsers;
+pub use fill_disk::FillDisk;
 pub use flood_api::FloodApi;
 pub use guard::FaultGuard;
 pub use kill_process::KillProcess;
 pub use leaky_hook::LeakyHook;
+pub use misconfigure::Misconfigure;
 pub use pause_process::PauseProcess;
 pub use schedule::Schedule;
-pub use fill_disk::FillDisk;
 pub use wipe_cache::WipeCache;
-pub use misconfigure::Misconfigure;
 
 use crate::component::seed::SeedPlan;
 use crate::env::Env;

@@ -76,7 +76,11 @@ impl Fault for WipeCache {
             }
         }
         let scope = self.prefix.as_deref().map(|p| format!("under {p}")).unwrap_or_else(|| "of the run".into());
-        let detail = format!("removed {removed} of {} image(s) {scope} ({:.1} MB); {in_use} kept: in use by a running container", chosen.len(), bytes as f64 / 1e6);
+        let detail = format!(
+            "removed {removed} of {} image(s) {scope} ({:.1} MB); {in_use} kept: in use by a running container",
+            chosen.len(),
+            bytes as f64 / 1e6
+        );
         Ok(FaultGuard::nothing_to_heal(self.kind(), "dockerd", detail, &env.recorder))
     }
 }

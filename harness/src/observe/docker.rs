@@ -29,11 +29,15 @@ pub const IMAGE: &str = "image";
 /// The samples of one round.
 pub fn round(at: Duration, images: &[ImageSummary], running: &[ContainerSummary]) -> Vec<Sample> {
     let in_use: BTreeSet<&str> = running.iter().map(|c| c.image_id.as_str()).collect();
-    let sample = |metric: &str, labels: BTreeMap<String, String>, value: f64| Sample { at, component: DOCKERD.into(), metric: metric.into(), labels, value };
-    let mut out = vec![
-        sample(IMAGES, BTreeMap::new(), images.len() as f64),
-        sample(CONTAINERS_RUNNING, BTreeMap::new(), running.len() as f64),
-    ];
+    let sample = |metric: &str, labels: BTreeMap<String, String>, value: f64| Sample {
+        at,
+        component: DOCKERD.into(),
+        metric: metric.into(),
+        labels,
+        value,
+    };
+    let mut out =
+        vec![sample(IMAGES, BTreeMap::new(), images.len() as f64), sample(CONTAINERS_RUNNING, BTreeMap::new(), running.len() as f64)];
     for i in images {
         let mut tags = i.tags();
         tags.sort();
@@ -75,7 +79,12 @@ mod tests {
     #[test]
     fn a_round_counts_images_and_marks_the_ones_running_containers_use() {
         let images = vec![
-            ImageSummary { id: "sha256:a".into(), repo_tags: Some(vec!["hubchaos/b:r".into(), "hubchaos/a:r".into()]), size: 10, ..Default::default() },
+            ImageSummary {
+                id: "sha256:a".into(),
+                repo_tags: Some(vec!["hubchaos/b:r".into(), "hubchaos/a:r".into()]),
+                size: 10,
+                ..Default::default()
+            },
             ImageSummary { id: "sha256:b".into(), repo_tags: Some(vec!["<none>:<none>".into()]), size: 5, ..Default::default() },
         ];
         let running = vec![ContainerSummary { id: "c".into(), image_id: "sha256:a".into(), state: "running".into(), ..Default::default() }];

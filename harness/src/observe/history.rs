@@ -208,11 +208,7 @@ impl History {
     }
 
     /// The samples of one metric of one component, in time order.
-    pub fn series<'a>(
-        &'a self,
-        component: &'a str,
-        metric: &'a str,
-    ) -> impl Iterator<Item = &'a crate::observe::samples::Sample> + 'a {
+    pub fn series<'a>(&'a self, component: &'a str, metric: &'a str) -> impl Iterator<Item = &'a crate::observe::samples::Sample> + 'a {
         self.samples.iter().filter(move |s| s.component == component && s.metric == metric)
     }
 
@@ -225,8 +221,7 @@ impl History {
             if line.trim().is_empty() {
                 continue;
             }
-            let entry = serde_json::from_str(&line)
-                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?;
+            let entry = serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?;
             entries.push(entry);
         }
         Ok(Self::new(entries))
@@ -304,10 +299,7 @@ impl History {
     /// `workload-stop` (or the last event).
     pub fn workload_window(&self) -> Option<(Duration, Duration)> {
         let start = self.phase(SETUP_DONE).or_else(|| self.phase(WORKLOAD_START))?;
-        let end = self
-            .phase(WORKLOAD_STOP)
-            .or_else(|| self.entries.last().map(|e| e.at))
-            .unwrap_or(start);
+        let end = self.phase(WORKLOAD_STOP).or_else(|| self.entries.last().map(|e| e.at)).unwrap_or(start);
         Some((start, end))
     }
 }

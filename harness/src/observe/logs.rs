@@ -151,7 +151,7 @@ mod tests {
         let mut f = std::fs::File::create(&p).unwrap();
         write!(f, "a\nb\npart").unwrap();
         assert_eq!(st.read_new(&p), ["a", "b"]);
-        write!(f, "ial\n").unwrap();
+        writeln!(f, "ial").unwrap();
         assert_eq!(st.read_new(&p), ["partial"]);
         assert!(st.read_new(&p).is_empty());
     }
@@ -166,7 +166,12 @@ mod tests {
         let w = LogWatcher::new("image-cleaner", p.clone(), &[r"% used$", r"Exception: "]).unwrap();
         let task = tokio::spawn(w.run(rec.clone(), stop.clone()));
         tokio::time::sleep(Duration::from_millis(300)).await;
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"docker.errors.DockerException: Invalid bind address format: /s\n").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"docker.errors.DockerException: Invalid bind address format: /s\n")
+            .unwrap();
         stop.cancel();
         task.await.unwrap();
         let h = rec.history();

@@ -293,12 +293,7 @@ struct TickContext<'a> {
 
 impl<'a> TickContext<'a> {
     fn new(listen: &'a mut ListenCache) -> Self {
-        Self {
-            parents: parent_table(),
-            listen,
-            ticks_per_second: ::procfs::ticks_per_second(),
-            page_size: ::procfs::page_size(),
-        }
+        Self { parents: parent_table(), listen, ticks_per_second: ::procfs::ticks_per_second(), page_size: ::procfs::page_size() }
     }
 
     /// The usage of a group of pids; None when none of them is alive any more.
@@ -392,7 +387,13 @@ impl Membership {
         let same_names = names.len() == self.groups.len() && names.iter().zip(&self.groups).all(|(n, (g, _))| n == g);
         let empty = self.groups.iter().any(|(_, pids)| pids.is_empty());
         if stale || vanished || empty || !same_names {
-            self.groups = names.into_iter().map(|name| { let pids = backend.processes(&name); (name, pids) }).collect();
+            self.groups = names
+                .into_iter()
+                .map(|name| {
+                    let pids = backend.processes(&name);
+                    (name, pids)
+                })
+                .collect();
             self.asked = Some(std::time::Instant::now());
         }
     }

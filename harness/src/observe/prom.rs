@@ -21,9 +21,7 @@ pub fn samples_from_text(text: &str, component: &str, at: Duration) -> anyhow::R
     for s in scrape.samples {
         let labels: BTreeMap<String, String> = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let (metric, value) = match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => (s.metric, v),
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => (s.metric, v),
             prometheus_parse::Value::Histogram(buckets) => {
                 let count = buckets.iter().find(|b| b.less_than.is_infinite()).map(|b| b.count).unwrap_or(0.0);
                 (format!("{}_count", s.metric), count)

@@ -137,8 +137,7 @@ impl RecordingProxy {
     pub fn listen(&self, client: &str) -> anyhow::Result<SocketAddr> {
         let runtime = self.runtime_for(client)?;
         let _enter = runtime.enter();
-        let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .context("binding a recording listener on 127.0.0.1")?;
+        let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a recording listener on 127.0.0.1")?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let listener = TcpListener::from_std(std_listener)?;
@@ -153,8 +152,7 @@ impl RecordingProxy {
     pub fn listen_unix(&self, client: &str, path: &Path) -> anyhow::Result<()> {
         let runtime = self.runtime_for(client)?;
         let _enter = runtime.enter();
-        let listener =
-            UnixListener::bind(path).with_context(|| format!("binding a recording listener on {}", path.display()))?;
+        let listener = UnixListener::bind(path).with_context(|| format!("binding a recording listener on {}", path.display()))?;
         self.spawn_listener(&runtime, Listener::Unix(listener, path.to_path_buf()), client);
         tracing::debug!(client, path = %path.display(), upstream = %self.shared.upstream, "recording listener");
         Ok(())
@@ -642,9 +640,8 @@ mod tests {
                 Response::new(full(head + std::str::from_utf8(&body).unwrap()))
             } else if path == "/stream" {
                 let rx = self.streams.lock().unwrap().take().expect("a stream was prepared");
-                let frames = futures::stream::unfold(rx, |mut rx| async move {
-                    rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
-                });
+                let frames =
+                    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx)) });
                 Response::new(StreamBody::new(frames).boxed())
             } else if path == "/upgrade" {
                 let on = hyper::upgrade::on(&mut req);
@@ -751,10 +748,7 @@ mod tests {
         let mut reqs: Vec<_> = h.requests().map(|(_, r)| r.clone()).collect();
         reqs.sort_by_key(|r| r.status);
         assert_eq!(reqs.len(), 3, "{reqs:?}");
-        assert_eq!(
-            (reqs[0].client.as_str(), reqs[0].status, reqs[0].route.as_str()),
-            ("workload", 204, "/status/{id}")
-        );
+        assert_eq!((reqs[0].client.as_str(), reqs[0].status, reqs[0].route.as_str()), ("workload", 204, "/status/{id}"));
         assert_eq!(reqs[2].status, 503);
         let del = &reqs[1];
         assert_eq!(del.client, "culler");
@@ -821,8 +815,7 @@ mod tests {
         tx.send(Bytes::from_static(b"first")).await.unwrap();
         let mut resp = http().get(format!("http://{listen}/stream")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        let first =
-            tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.expect("first chunk forwarded").unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.expect("first chunk forwarded").unwrap();
         assert_eq!(first.as_deref(), Some(&b"first"[..]));
         // The response is still open: nothing recorded yet.
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -924,9 +917,7 @@ mod tests {
         let proxy = RecordingProxy::start("hub", Upstream::Tcp(addr), rec.clone()).unwrap();
         let listen = proxy.listen("kernel").unwrap();
         let mut s = TcpStream::connect(listen).await.unwrap();
-        s.write_all(b"GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: echo\r\n\r\n")
-            .await
-            .unwrap();
+        s.write_all(b"GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: echo\r\n\r\n").await.unwrap();
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
             let mut b = [0u8; 1];

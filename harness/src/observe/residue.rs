@@ -146,13 +146,18 @@ mod tests {
     fn counts_entries_prefixes_and_wildcards() {
         let root = tempfile::tempdir().unwrap();
         let run = root.path();
-        let sampler = ResidueSampler::local_hub(run, Duration::from_secs(1))
-            .with(ResidueDir::prefixed("tmp_r2d", run.join("tmp"), "repo2docker"));
+        let sampler =
+            ResidueSampler::local_hub(run, Duration::from_secs(1)).with(ResidueDir::prefixed("tmp_r2d", run.join("tmp"), "repo2docker"));
         // Nothing exists yet: zeros, not gaps.
         let s = sampler.sample(Duration::ZERO);
-        assert_eq!(s.iter().map(|s| (s.metric.as_str(), s.value)).collect::<Vec<_>>(), [(HOME_DIRS, 0.0), (RUNTIME_FILES, 0.0), ("tmp_r2d", 0.0)]);
+        assert_eq!(
+            s.iter().map(|s| (s.metric.as_str(), s.value)).collect::<Vec<_>>(),
+            [(HOME_DIRS, 0.0), (RUNTIME_FILES, 0.0), ("tmp_r2d", 0.0)]
+        );
 
-        for (user, files) in [("a", &["jpserver-1.json", "jpserver-1-open.html", "jupyter_cookie_secret"][..]), ("b", &["jupyter_cookie_secret"][..])] {
+        for (user, files) in
+            [("a", &["jpserver-1.json", "jpserver-1-open.html", "jupyter_cookie_secret"][..]), ("b", &["jupyter_cookie_secret"][..])]
+        {
             let rt = run.join("hub/home").join(user).join(".local/share/jupyter/runtime");
             std::fs::create_dir_all(&rt).unwrap();
             for f in files {

@@ -429,26 +429,14 @@ mod tests {
             ("/hub/api/users?state=ready&offset=0&limit=200", r("/hub/api/users", None, None)),
             ("/hub/api/users/alice", r("/hub/api/users/{name}", Some("alice"), None)),
             ("/hub/api/users/alice/server", r("/hub/api/users/{name}/server", Some("alice"), Some(""))),
-            (
-                "/hub/api/users/alice/server/progress",
-                r("/hub/api/users/{name}/server/progress", Some("alice"), Some("")),
-            ),
-            (
-                "/hub/api/users/alice/servers/lab",
-                r("/hub/api/users/{name}/servers/{server}", Some("alice"), Some("lab")),
-            ),
+            ("/hub/api/users/alice/server/progress", r("/hub/api/users/{name}/server/progress", Some("alice"), Some(""))),
+            ("/hub/api/users/alice/servers/lab", r("/hub/api/users/{name}/servers/{server}", Some("alice"), Some("lab"))),
             ("/hub/api/users/alice/servers/", r("/hub/api/users/{name}/servers/{server}", Some("alice"), Some(""))),
-            (
-                "/hub/api/users/alice/servers/lab/progress",
-                r("/hub/api/users/{name}/servers/{server}/progress", Some("alice"), Some("lab")),
-            ),
+            ("/hub/api/users/alice/servers/lab/progress", r("/hub/api/users/{name}/servers/{server}/progress", Some("alice"), Some("lab"))),
             ("/hub/api/users/alice/activity", r("/hub/api/users/{name}/activity", Some("alice"), None)),
             ("/hub/api/users/alice/tokens", r("/hub/api/users/{name}/tokens", Some("alice"), None)),
             ("/hub/api/users/alice/tokens/a42", r("/hub/api/users/{name}/tokens/{id}", Some("alice"), None)),
-            (
-                "/hub/api/users/alice/shared/bob/lab",
-                r("/hub/api/users/{name}/shared/{owner}/{owner_server}", Some("alice"), None),
-            ),
+            ("/hub/api/users/alice/shared/bob/lab", r("/hub/api/users/{name}/shared/{owner}/{owner_server}", Some("alice"), None)),
         ];
         for (path, want) in cases {
             check(path, want);
@@ -458,10 +446,7 @@ mod tests {
     #[test]
     fn user_names_are_percent_decoded() {
         check("/hub/api/users/a%40b.org/server", r("/hub/api/users/{name}/server", Some("a@b.org"), Some("")));
-        check(
-            "/hub/api/users/j%C3%BCrgen/servers/my%20lab",
-            r("/hub/api/users/{name}/servers/{server}", Some("jürgen"), Some("my lab")),
-        );
+        check("/hub/api/users/j%C3%BCrgen/servers/my%20lab", r("/hub/api/users/{name}/servers/{server}", Some("jürgen"), Some("my lab")));
         check("/user/a%2Bb/lab", r("/user/{name}/{rest}", Some("a+b"), Some("")));
         // An invalid escape is kept as is.
         check("/hub/api/users/100%zz", r("/hub/api/users/{name}", Some("100%zz"), None));
@@ -492,10 +477,7 @@ mod tests {
         check("/hub/api/services/culler", r("/hub/api/services/{service}", None, None));
         check("/hub/api/proxy?offset=10", r("/hub/api/proxy", None, None));
         check("/hub/api/authorizations/token/sekrit", r("/hub/api/authorizations/token/{token}", None, None));
-        check(
-            "/hub/api/authorizations/cookie/jupyterhub-services/abc",
-            r("/hub/api/authorizations/cookie/{cookie}/{value}", None, None),
-        );
+        check("/hub/api/authorizations/cookie/jupyterhub-services/abc", r("/hub/api/authorizations/cookie/{cookie}/{value}", None, None));
         check("/hub/api/shares/alice/lab", r("/hub/api/shares/{name}/{server}", Some("alice"), Some("lab")));
     }
 

@@ -28,17 +28,24 @@ pub struct Sample {
 /// Where samplers append; cloneable, flushed per batch.
 #[derive(Clone, Default)]
 pub struct SampleSink {
-    inner: Arc<Mutex<(Option<BufWriter<File>>, Vec<Sample>)>>,
+    inner: Arc<Mutex<SinkState>>,
+}
+
+/// The file samples are appended to (none for an in-memory sink), and every sample so far.
+#[derive(Default)]
+struct SinkState {
+    file: Option<BufWriter<File>>,
+    kept: Vec<Sample>,
 }
 
 impl SampleSink {
     pub fn to_file(path: &Path) -> std::io::Result<Self> {
-        Ok(Self { inner: Arc::new(Mutex::new((Some(BufWriter::new(File::create(path)?)), Vec::new()))) })
+        Ok(Self { inner: Arc::new(Mutex::new(SinkState { file: Some(BufWriter::new(File::create(path)?)), kept: Vec::new() })) })
     }
 
     pub fn push_batch(&self, batch: Vec<Sample>) {
         let mut inner = self.inner.lock().expect("sample sink poisoned");
-        if let Some(w) = inner.0.as_mut() {
+        if let Some(w) = inner.file.as_mut() {
             for s in &batch {
                 if let Ok(line) = serde_json::to_string(s) {
                     let _ = writeln!(w, "{line}");
@@ -46,11 +53,11 @@ impl SampleSink {
             }
             let _ = w.flush();
         }
-        inner.1.extend(batch);
+        inner.kept.extend(batch);
     }
 
     pub fn all(&self) -> Vec<Sample> {
-        self.inner.lock().expect("sample sink poisoned").1.clone()
+        self.inner.lock().expect("sample sink poisoned").kept.clone()
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Vec<Sample>> {

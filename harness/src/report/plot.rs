@@ -161,9 +161,7 @@ fn marks(history: &History) -> Marks {
                     continue;
                 }
                 let n = colors.len();
-                let color = *colors
-                    .entry(format!("{}\u{0}{}", f.kind, f.target))
-                    .or_insert(FAULT_SHADES[n % FAULT_SHADES.len()]);
+                let color = *colors.entry(format!("{}\u{0}{}", f.kind, f.target)).or_insert(FAULT_SHADES[n % FAULT_SHADES.len()]);
                 open.insert(key, faults.len());
                 faults.push(FaultWindow {
                     kind: f.kind.clone(),
@@ -315,18 +313,13 @@ fn counter_rate(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
 fn spec_series(history: &History, component: &str, specs: &[MetricSpec], color_offset: usize) -> Vec<Series> {
     let mut out = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        let Some((metric, points)) =
-            spec.metrics.iter().map(|m| (*m, sample_points(history, component, m))).find(|(_, p)| !p.is_empty())
+        let Some((metric, points)) = spec.metrics.iter().map(|m| (*m, sample_points(history, component, m))).find(|(_, p)| !p.is_empty())
         else {
             continue;
         };
         let points = if spec.rate { counter_rate(&points) } else { points };
         let points: Vec<(f64, f64)> = points.into_iter().map(|(t, v)| (t, v * spec.scale)).collect();
-        let label = if metric.starts_with("process_") {
-            format!("{} (prometheus)", spec.label)
-        } else {
-            spec.label.to_string()
-        };
+        let label = if metric.starts_with("process_") { format!("{} (prometheus)", spec.label) } else { spec.label.to_string() };
         out.push(Series::new(label, PALETTE[(color_offset + i) % PALETTE.len()], 2, split_gaps(points)));
     }
     out
@@ -347,12 +340,8 @@ fn component_order(c: &str) -> (usize, String) {
 fn resources_figure(history: &History) -> Option<Figure> {
     let resource_metrics: Vec<&str> =
         [MEMORY, COUNTS, CPU].iter().flat_map(|specs| specs.iter().flat_map(|s| s.metrics.iter().copied())).collect();
-    let mut components: Vec<String> = history
-        .samples
-        .iter()
-        .filter(|s| resource_metrics.contains(&s.metric.as_str()))
-        .map(|s| s.component.clone())
-        .collect();
+    let mut components: Vec<String> =
+        history.samples.iter().filter(|s| resource_metrics.contains(&s.metric.as_str())).map(|s| s.component.clone()).collect();
     components.sort_by_key(|c| component_order(c));
     components.dedup();
 
@@ -375,12 +364,7 @@ fn resources_figure(history: &History) -> Option<Figure> {
     let users = Panel::new(
         "hub: users",
         "users",
-        vec![Series::new(
-            "jupyterhub_total_users",
-            PALETTE[0],
-            2,
-            split_gaps(sample_points(history, "hub", "jupyterhub_total_users")),
-        )],
+        vec![Series::new("jupyterhub_total_users", PALETTE[0], 2, split_gaps(sample_points(history, "hub", "jupyterhub_total_users")))],
     );
     let servers = Panel::new(
         "hub: servers",
@@ -390,21 +374,13 @@ fn resources_figure(history: &History) -> Option<Figure> {
                 "active (hub API)",
                 PALETTE[2],
                 2,
-                split_gaps(sample_points(
-                    history,
-                    crate::observe::hub_state::HUB_API,
-                    crate::observe::hub_state::ACTIVE_SERVERS,
-                )),
+                split_gaps(sample_points(history, crate::observe::hub_state::HUB_API, crate::observe::hub_state::ACTIVE_SERVERS)),
             ),
             Series::new(
                 "ready (hub API)",
                 PALETTE[5],
                 2,
-                split_gaps(sample_points(
-                    history,
-                    crate::observe::hub_state::HUB_API,
-                    crate::observe::hub_state::READY_SERVERS,
-                )),
+                split_gaps(sample_points(history, crate::observe::hub_state::HUB_API, crate::observe::hub_state::READY_SERVERS)),
             ),
             Series::new(
                 "jupyterhub_running_servers",
@@ -505,11 +481,7 @@ fn rate_figure(history: &History, marks: &Marks) -> Option<Figure> {
                 .into_iter()
                 .map(|class| {
                     let n: u32 = classes[class].iter().sum();
-                    let pts = classes[class]
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| ((i as f64 + 0.5) * bin, *c as f64 / bin))
-                        .collect();
+                    let pts = classes[class].iter().enumerate().map(|(i, c)| ((i as f64 + 0.5) * bin, *c as f64 / bin)).collect();
                     Series::new(format!("{class} ({n})"), class_color(class), 2, vec![pts])
                 })
                 .collect();
@@ -526,13 +498,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// p50 and p99 per bin, in ms, as runs broken at empty bins.
-fn latency_series(
-    samples: &[(f64, f64)],
-    bin: f64,
-    nbins: usize,
-    label: &str,
-    colors: (RGBColor, RGBColor),
-) -> Vec<Series> {
+fn latency_series(samples: &[(f64, f64)], bin: f64, nbins: usize, label: &str, colors: (RGBColor, RGBColor)) -> Vec<Series> {
     let mut bins: Vec<Vec<f64>> = vec![Vec::new(); nbins];
     for (t, ms) in samples {
         bins[((t / bin) as usize).min(nbins - 1)].push(*ms);
@@ -557,10 +523,7 @@ fn latency_series(
         p99.last_mut().expect("non-empty").push((t, percentile(b, 0.99)));
     }
     let sep = if label.is_empty() { "" } else { " " };
-    vec![
-        Series::new(format!("{label}{sep}p99"), colors.1, 1, p99),
-        Series::new(format!("{label}{sep}p50"), colors.0, 2, p50),
-    ]
+    vec![Series::new(format!("{label}{sep}p99"), colors.1, 1, p99), Series::new(format!("{label}{sep}p50"), colors.0, 2, p50)]
 }
 
 fn lighter(c: RGBColor) -> RGBColor {
@@ -633,9 +596,7 @@ fn latency_figure(history: &History, marks: &Marks) -> Option<Figure> {
             })
             .collect();
         series.push(dots("not ok", class_color("5xx"), not_ok.get(workload).map_or(&[][..], Vec::as_slice)));
-        if let Some(mut p) =
-            Panel::new(format!("workload {workload}: op latency, {n} ops ({unit})"), "latency (ms)", series)
-        {
+        if let Some(mut p) = Panel::new(format!("workload {workload}: op latency, {n} ops ({unit})"), "latency (ms)", series) {
             p.log_if_wider_than = Some(30.0);
             panels.push(p);
         }
@@ -683,12 +644,7 @@ fn text_style(size: f64, color: RGBColor) -> TextStyle<'static> {
 
 /// Title, plus a key to the marks shared by all panels.
 fn draw_header(area: &DrawingArea<SVGBackend, Shift>, title: &str, marks: &Marks) -> anyhow::Result<()> {
-    area.draw(&Text::new(
-        title.to_string(),
-        (16, 10),
-        (FONT, px(20.0)).into_font().style(FontStyle::Bold).color(&BLACK),
-    ))
-    .map_err(err)?;
+    area.draw(&Text::new(title.to_string(), (16, 10), (FONT, px(20.0)).into_font().style(FontStyle::Bold).color(&BLACK))).map_err(err)?;
     let key = text_style(13.0, BLACK).pos(Pos::new(HPos::Left, VPos::Center));
     let y = 46;
     let mut x = 16;
@@ -706,18 +662,15 @@ fn draw_header(area: &DrawingArea<SVGBackend, Shift>, title: &str, marks: &Marks
         seen.push(label);
     }
     if !marks.window.is_empty() {
-        area.draw(&DashedPathElement::new(vec![(x + 11, y - 9), (x + 11, y + 9)], 4, 3, WINDOW_LINE.stroke_width(1)))
-            .map_err(err)?;
+        area.draw(&DashedPathElement::new(vec![(x + 11, y - 9), (x + 11, y + 9)], 4, 3, WINDOW_LINE.stroke_width(1))).map_err(err)?;
         let label = marks.window.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(" / ");
         let label = format!("judged window: {label}");
         area.draw(&Text::new(label.clone(), (x + 20, y), key.clone())).map_err(err)?;
         x += 40 + (label.chars().count() as i32) * 7;
     }
     if !marks.restarts.is_empty() {
-        area.draw(&PathElement::new(vec![(x + 11, y - 9), (x + 11, y + 7)], RESTART.mix(0.55).stroke_width(1)))
-            .map_err(err)?;
-        area.draw(&Polygon::new(vec![(x + 11, y - 2), (x + 6, y + 7), (x + 16, y + 7)], RESTART.filled()))
-            .map_err(err)?;
+        area.draw(&PathElement::new(vec![(x + 11, y - 9), (x + 11, y + 7)], RESTART.mix(0.55).stroke_width(1))).map_err(err)?;
+        area.draw(&Polygon::new(vec![(x + 11, y - 2), (x + 6, y + 7), (x + 16, y + 7)], RESTART.filled())).map_err(err)?;
         area.draw(&Text::new("restart (supervisor)".to_string(), (x + 20, y), key)).map_err(err)?;
     }
     Ok(())
@@ -782,11 +735,7 @@ fn draw_panel(cell: &DrawingArea<SVGBackend, Shift>, panel: &Panel, marks: &Mark
         .draw(&Text::new(
             panel.title.clone(),
             (10, 12),
-            (FONT, px(TITLE_PX))
-                .into_font()
-                .style(FontStyle::Bold)
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Left, VPos::Center)),
+            (FONT, px(TITLE_PX)).into_font().style(FontStyle::Bold).color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
         ))
         .map_err(err)?;
     let style = text_style(LEGEND_PX, BLACK).pos(Pos::new(HPos::Left, VPos::Center));
@@ -794,9 +743,7 @@ fn draw_panel(cell: &DrawingArea<SVGBackend, Shift>, panel: &Panel, marks: &Mark
         if s.scatter {
             header.draw(&Circle::new((x + 12, y), 3, s.color.filled())).map_err(err)?;
         } else {
-            header
-                .draw(&PathElement::new(vec![(x, y), (x + 24, y)], s.color.stroke_width(s.width.max(2) + 1)))
-                .map_err(err)?;
+            header.draw(&PathElement::new(vec![(x, y), (x + 24, y)], s.color.stroke_width(s.width.max(2) + 1))).map_err(err)?;
         }
         header.draw(&Text::new(s.label.clone(), (x + 30, y), style.clone())).map_err(err)?;
     }
@@ -868,36 +815,21 @@ where
     // Fault windows, full height.
     for f in &marks.faults {
         chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(f.start, y_lo), (f.end.min(x_max), y_hi)],
-                f.color.mix(SHADE_OPACITY).filled(),
-            )))
+            .draw_series(std::iter::once(Rectangle::new([(f.start, y_lo), (f.end.min(x_max), y_hi)], f.color.mix(SHADE_OPACITY).filled())))
             .map_err(err)?;
     }
     // Restarts: a thin red line through the panel.
-    let restarts: Vec<f64> = marks
-        .restarts
-        .iter()
-        .filter(|(_, c)| panel.restarts_of.as_ref().is_none_or(|only| only == c))
-        .map(|(t, _)| *t)
-        .collect();
+    let restarts: Vec<f64> =
+        marks.restarts.iter().filter(|(_, c)| panel.restarts_of.as_ref().is_none_or(|only| only == c)).map(|(t, _)| *t).collect();
     for t in &restarts {
         chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(*t, y_lo), (*t, y_hi)],
-                RESTART.mix(0.55).stroke_width(1),
-            )))
+            .draw_series(std::iter::once(PathElement::new(vec![(*t, y_lo), (*t, y_hi)], RESTART.mix(0.55).stroke_width(1))))
             .map_err(err)?;
     }
     // The judged window's edges.
     for (t, _) in &marks.window {
         chart
-            .draw_series(std::iter::once(DashedPathElement::new(
-                vec![(*t, y_lo), (*t, y_hi)],
-                6,
-                4,
-                WINDOW_LINE.stroke_width(1),
-            )))
+            .draw_series(std::iter::once(DashedPathElement::new(vec![(*t, y_lo), (*t, y_hi)], 6, 4, WINDOW_LINE.stroke_width(1))))
             .map_err(err)?;
     }
 
@@ -912,9 +844,7 @@ where
                     chart.draw_series(std::iter::once(Circle::new(run[0], 3, s.color.filled()))).map_err(err)?;
                 }
                 _ => {
-                    chart
-                        .draw_series(LineSeries::new(run.iter().copied(), s.color.stroke_width(s.width)))
-                        .map_err(err)?;
+                    chart.draw_series(LineSeries::new(run.iter().copied(), s.color.stroke_width(s.width))).map_err(err)?;
                 }
             }
         }
@@ -933,19 +863,13 @@ where
         let wpx = (px_of(end) - px_of(f.start)).max(2);
         chart
             .draw_series(std::iter::once(
-                EmptyElement::at((f.start, y_hi))
-                    + Rectangle::new([(0, dy), (wpx, dy + FAULT_ROW - 1)], f.color.mix(0.35).filled()),
+                EmptyElement::at((f.start, y_hi)) + Rectangle::new([(0, dy), (wpx, dy + FAULT_ROW - 1)], f.color.mix(0.35).filled()),
             ))
             .map_err(err)?;
         let label = f.label();
-        let (x, dx, h) =
-            if fits_right(f.start, &label, 11.0) { (f.start, 4, HPos::Left) } else { (end, -4, HPos::Right) };
+        let (x, dx, h) = if fits_right(f.start, &label, 11.0) { (f.start, 4, HPos::Left) } else { (end, -4, HPos::Right) };
         let style = text_style(11.0, RGBColor(0x22, 0x22, 0x22)).pos(Pos::new(h, VPos::Center));
-        chart
-            .draw_series(std::iter::once(
-                EmptyElement::at((x, y_hi)) + Text::new(label, (dx, dy + FAULT_ROW / 2), style),
-            ))
-            .map_err(err)?;
+        chart.draw_series(std::iter::once(EmptyElement::at((x, y_hi)) + Text::new(label, (dx, dy + FAULT_ROW / 2), style))).map_err(err)?;
     }
     // The window's start is labelled outside the window (left of its line), its stop also
     // outside (right), each flipping inside at the panel's edge; if the two then collide the
@@ -961,15 +885,11 @@ where
         taken = Some(span);
         let (dx, h) = if left { (-3, HPos::Right) } else { (3, HPos::Left) };
         let style = text_style(10.0, WINDOW_LINE).pos(Pos::new(h, VPos::Bottom));
-        chart
-            .draw_series(std::iter::once(EmptyElement::at((*t, y_lo)) + Text::new(name.clone(), (dx, dy), style)))
-            .map_err(err)?;
+        chart.draw_series(std::iter::once(EmptyElement::at((*t, y_lo)) + Text::new(name.clone(), (dx, dy), style))).map_err(err)?;
     }
     for t in &restarts {
         chart
-            .draw_series(std::iter::once(
-                EmptyElement::at((*t, y_lo)) + Polygon::new(vec![(0, -9), (-5, 0), (5, 0)], RESTART.filled()),
-            ))
+            .draw_series(std::iter::once(EmptyElement::at((*t, y_lo)) + Polygon::new(vec![(0, -9), (-5, 0), (5, 0)], RESTART.filled())))
             .map_err(err)?;
     }
     Ok(())
@@ -990,10 +910,7 @@ mod tests {
     }
 
     fn fault(t: f64, kind: &str, target: &str, phase: FaultPhase) -> Entry {
-        Entry {
-            at: at(t),
-            event: Event::Fault(FaultEvent { kind: kind.into(), target: target.into(), phase, detail: String::new() }),
-        }
+        Entry { at: at(t), event: Event::Fault(FaultEvent { kind: kind.into(), target: target.into(), phase, detail: String::new() }) }
     }
 
     fn request(t: f64, client: &str, status: u16, ms: f64) -> Entry {
@@ -1072,8 +989,7 @@ mod tests {
     fn writes_three_valid_svgs_with_labels_legends_and_fault_windows() {
         let dir = tempfile::tempdir().unwrap();
         let written = write_plots(dir.path(), &synthetic()).unwrap();
-        let names: Vec<String> =
-            written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["resources.svg", "rate.svg", "latency.svg"]);
         for p in &written {
             let svg = std::fs::read_to_string(p).unwrap();
@@ -1089,9 +1005,7 @@ mod tests {
         }
         let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
         let res = read("resources.svg");
-        for label in
-            ["RSS (MB)", "count", "CPU (% of one core)", "open fds", "threads", "child processes", "listening ports"]
-        {
+        for label in ["RSS (MB)", "count", "CPU (% of one core)", "open fds", "threads", "child processes", "listening ports"] {
             assert!(res.contains(label), "resources.svg lacks {label}");
         }
         assert!(res.contains("jupyterhub_total_users") && res.contains("active (hub API)"));
@@ -1124,8 +1038,7 @@ mod tests {
         assert!(write_plots(dir.path(), &History::default()).unwrap().is_empty());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         // Phases and faults but no data: still nothing.
-        let h =
-            History::new(vec![phase(1.0, WORKLOAD_START), fault(2.0, "kill-process", "proxy", FaultPhase::Injected)]);
+        let h = History::new(vec![phase(1.0, WORKLOAD_START), fault(2.0, "kill-process", "proxy", FaultPhase::Injected)]);
         assert!(write_plots(dir.path(), &h).unwrap().is_empty());
     }
 

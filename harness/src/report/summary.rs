@@ -53,8 +53,12 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> Str
         let line = match &e.event {
             Event::Phase(p) => format!("phase `{}` {}", p.name, p.detail),
             Event::Fault(f) => format!("fault `{}` on `{}` {:?} {}", f.kind, f.target, f.phase, f.detail),
-            Event::Restart(r) => format!("**restart** `{}` #{} after {} (back-off {:.1} s)", r.component, r.attempt, r.exit, r.backoff.as_secs_f64()),
-            Event::Snapshot(s) => format!("snapshot `{}`: {} users, {} servers", s.label, s.users.len(), s.users.values().map(Vec::len).sum::<usize>()),
+            Event::Restart(r) => {
+                format!("**restart** `{}` #{} after {} (back-off {:.1} s)", r.component, r.attempt, r.exit, r.backoff.as_secs_f64())
+            }
+            Event::Snapshot(s) => {
+                format!("snapshot `{}`: {} users, {} servers", s.label, s.users.len(), s.users.values().map(Vec::len).sum::<usize>())
+            }
             _ => continue,
         };
         let _ = writeln!(md, "| {:.1} | {} |", e.at.as_secs_f64(), line.replace('|', "\\|").replace('\n', " "));
@@ -66,7 +70,10 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> Str
         e.0 += 1;
         e.1 = e.1.max(r.latency.as_secs_f64());
     }
-    let _ = writeln!(md, "\n## Requests through the recorder\n\n| client | method | route | status | count | max latency (s) |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "\n## Requests through the recorder\n\n| client | method | route | status | count | max latency (s) |\n|---|---|---|---|---|---|"
+    );
     for ((client, method, route, class), (n, max)) in &by_kind {
         let _ = writeln!(md, "| {client} | {method} | `{route}` | {class} | {n} | {max:.3} |");
     }
@@ -86,7 +93,9 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> Str
             let _ = writeln!(md, "| {w} | {op} | {ok} | {fail} | {ind} |");
         }
     }
-    if let Some(share) = crate::observe::procfs::cpu_share(history, crate::observe::procfs::HARNESS, crate::observe::procfs::SAMPLER_CPU_SECONDS) {
+    if let Some(share) =
+        crate::observe::procfs::cpu_share(history, crate::observe::procfs::HARNESS, crate::observe::procfs::SAMPLER_CPU_SECONDS)
+    {
         let _ = writeln!(md, "\n**Sampler CPU cost:** {:.2} % of one core.", share * 100.0);
     }
     if !report.restarts.is_empty() {
@@ -99,8 +108,7 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> Str
             let _ = writeln!(md, "- {e}");
         }
     }
-    let plots: Vec<&str> =
-        ["resources.svg", "rate.svg", "latency.svg"].into_iter().filter(|p| report.run_dir.join(p).exists()).collect();
+    let plots: Vec<&str> = ["resources.svg", "rate.svg", "latency.svg"].into_iter().filter(|p| report.run_dir.join(p).exists()).collect();
     if !plots.is_empty() {
         let _ = writeln!(md, "\n## Plots\n");
         for p in plots {

@@ -3,19 +3,19 @@
 //! and are bounded in count and time on their own as well.
 
 pub mod hub_latency;
+pub mod import_images;
 pub mod keep_active;
 pub mod reach_servers;
 pub mod spawn_churn;
-pub mod import_images;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use hub_latency::HubLatency;
+pub use import_images::ImportImages;
 pub use keep_active::KeepActive;
 pub use reach_servers::ReachServers;
 pub use spawn_churn::SpawnChurn;
-pub use import_images::ImportImages;
 
 use crate::env::Env;
 
@@ -39,9 +39,7 @@ pub(crate) fn record_op(
     use crate::observe::history::{Event, OpRecord, OpResult};
     let (result, detail) = match result {
         Ok(()) => (OpResult::Ok, String::new()),
-        Err(e) if e.downcast_ref::<reqwest::Error>().is_some_and(|r| r.is_timeout()) => {
-            (OpResult::Indeterminate, format!("{e:#}"))
-        }
+        Err(e) if e.downcast_ref::<reqwest::Error>().is_some_and(|r| r.is_timeout()) => (OpResult::Indeterminate, format!("{e:#}")),
         Err(e) => (OpResult::Fail, format!("{e:#}")),
     };
     env.recorder.record_at(

@@ -264,11 +264,9 @@ impl Workload for SpawnChurn {
             _ = tokio::time::sleep(self.quiet_before) => {}
             _ = stop.cancelled() => return Ok(()),
         }
-        env.recorder.phase(CHURN_START, format!("{} users, {} cycles each", self.users, self.cycles.map_or("unbounded".into(), |n| n.to_string())));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        env.recorder
+            .phase(CHURN_START, format!("{} users, {} cycles each", self.users, self.cycles.map_or("unbounded".into(), |n| n.to_string())));
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).redirect(reqwest::redirect::Policy::none()).build()?;
         let cycler = Cycler { env, api, http, public_url: hub.public_url.clone(), token: hub.harness_token.clone(), spec: self };
         let counts = futures::future::join_all(names.iter().map(|u| cycler.run_user(u, &stop))).await;
         env.recorder.phase(CHURN_STOP, format!("{} cycles", counts.iter().sum::<usize>()));
@@ -370,7 +368,11 @@ mod tests {
                     let s = if listed { r#"{"": {"ready": true}}"# } else { "{}" };
                     (200, format!(r#"{{"name": "{u}", "servers": {s}}}"#))
                 }
-                ("GET", ["user", u, "api"]) if !self.unroutable.load(std::sync::atomic::Ordering::SeqCst) && servers.get(*u).is_some_and(|s| s.0) => (200, r#"{"version": "2.0"}"#.into()),
+                ("GET", ["user", u, "api"])
+                    if !self.unroutable.load(std::sync::atomic::Ordering::SeqCst) && servers.get(*u).is_some_and(|s| s.0) =>
+                {
+                    (200, r#"{"version": "2.0"}"#.into())
+                }
                 ("GET", ["user", _, "api"]) => (302, String::new()),
                 _ => (404, String::new()),
             };
@@ -442,7 +444,14 @@ mod tests {
     async fn a_server_that_never_answers_fails_the_cycle_and_is_still_stopped() {
         let (env, fake) = env_with_fake_hub().await;
         fake.unroutable.store(true, std::sync::atomic::Ordering::SeqCst);
-        let w = SpawnChurn { users: 1, cycles: Some(1), ready_within: Duration::from_millis(500), quiet_before: Duration::ZERO, activity: false, prefix: "x".into() };
+        let w = SpawnChurn {
+            users: 1,
+            cycles: Some(1),
+            ready_within: Duration::from_millis(500),
+            quiet_before: Duration::ZERO,
+            activity: false,
+            prefix: "x".into(),
+        };
         tokio::time::timeout(Duration::from_secs(20), w.run(&env, CancellationToken::new())).await.unwrap().unwrap();
         let reach = ops(&env, REACH_SERVER);
         assert_eq!(reach.len(), 1);
