@@ -2,5 +2,6 @@
 
 pub mod plot;
 pub mod run_dir;
+pub mod slopes;
 pub mod summary;
 pub mod table;

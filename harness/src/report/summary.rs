@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::run_dir::RunDir;
+use super::slopes;
 use crate::observe::history::{Event, History, OpResult};
 use crate::runner::RunReport;
 use crate::scenario::{Expectation, Scenario};
+use crate::soak::WARMUP_SPAWNS;
 
 pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> String {
     let mut md = String::new();
@@ -93,6 +95,7 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> Str
             let _ = writeln!(md, "| {w} | {op} | {ok} | {fail} | {ind} |");
         }
     }
+    md.push_str(&slopes::render(&slopes::resource_slopes(history, WARMUP_SPAWNS), WARMUP_SPAWNS));
     if let Some(share) =
         crate::observe::procfs::cpu_share(history, crate::observe::procfs::HARNESS, crate::observe::procfs::SAMPLER_CPU_SECONDS)
     {
