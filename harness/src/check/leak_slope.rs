@@ -12,14 +12,16 @@
 //! the interval too narrow; set the limit above what a clean hub shows, not at zero.
 //! The slope against time (per minute) is reported too, for soak runs where the rate matters.
 //!
-//! The t quantile is computed here (regularized incomplete beta by continued fraction, inverted
-//! by bisection; tested against table values) rather than with `statrs`: statrs 0.19 needs
-//! Rust 1.89 (the workspace says 1.85) and brings nalgebra by default, for one function.
+//! The t quantile comes from `statrs` 0.18 without its default features (no nalgebra, no rand;
+//! it builds on the workspace's Rust 1.85, which 0.19 does not); the least-squares fit itself
+//! is the few lines of `ols` below, which also gives the slope's standard error.
 //!
 //! Unknown when there are fewer than `min_spawns` spawns after the warm-up, fewer than
 //! 3 points, or no spread in x.
 
 use std::time::Duration;
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::{History, OpResult};
@@ -101,124 +103,18 @@ pub fn ols(points: &[(f64, f64)]) -> Option<Fit> {
     Some(Fit { slope, intercept, se, n })
 }
 
-/// ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9; ~1e-15 relative).
-fn ln_gamma(x: f64) -> f64 {
-    const G: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        // Reflection.
-        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut a = G[0];
-    let t = x + 7.5;
-    for (i, g) in G.iter().enumerate().skip(1) {
-        a += g / (x + i as f64);
-    }
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
-}
-
-/// Continued fraction of the incomplete beta (modified Lentz).
-fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
-    const TINY: f64 = 1e-300;
-    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
-    let mut c = 1.0;
-    let mut d = 1.0 - qab * x / qap;
-    if d.abs() < TINY {
-        d = TINY;
-    }
-    d = 1.0 / d;
-    let mut h = d;
-    for m in 1..=300 {
-        let m = m as f64;
-        let m2 = 2.0 * m;
-        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        h *= d * c;
-        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        let del = d * c;
-        h *= del;
-        if (del - 1.0).abs() < 1e-15 {
-            break;
-        }
-    }
-    h
-}
-
-/// Regularized incomplete beta I_x(a, b).
-fn inc_beta(a: f64, b: f64, x: f64) -> f64 {
-    if x <= 0.0 {
-        return 0.0;
-    }
-    if x >= 1.0 {
-        return 1.0;
-    }
-    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
-    if x < (a + 1.0) / (a + b + 2.0) {
-        front * beta_cf(a, b, x) / a
-    } else {
-        1.0 - front * beta_cf(b, a, 1.0 - x) / b
-    }
-}
-
-/// P(T <= t) for Student's t with `df` degrees of freedom.
+/// P(T <= t) for Student's t with `df` degrees of freedom (`statrs`).
 pub fn t_cdf(t: f64, df: f64) -> f64 {
-    let tail = 0.5 * inc_beta(df / 2.0, 0.5, df / (df + t * t));
-    if t >= 0.0 {
-        1.0 - tail
-    } else {
-        tail
-    }
+    student_t(df).cdf(t)
 }
 
-/// The `p` quantile (0.5 < p < 1) of Student's t with `df` degrees of freedom.
+/// The `p` quantile (0 < p < 1) of Student's t with `df` degrees of freedom (`statrs`).
 pub fn t_quantile(p: f64, df: f64) -> f64 {
-    if p <= 0.5 {
-        return if p == 0.5 { 0.0 } else { -t_quantile(1.0 - p, df) };
-    }
-    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
-    while t_cdf(hi, df) < p && hi < 1e12 {
-        lo = hi;
-        hi *= 2.0;
-    }
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if t_cdf(mid, df) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-        if hi - lo <= 1e-12 * hi.max(1.0) {
-            break;
-        }
-    }
-    0.5 * (lo + hi)
+    student_t(df).inverse_cdf(p)
+}
+
+fn student_t(df: f64) -> StudentsT {
+    StudentsT::new(0.0, 1.0, df).expect("Student's t needs df > 0: a fit has at least 3 points")
 }
 
 /// Spawns completed at each moment: completion times of Ok `spawn-cycle` ops, sorted.
