@@ -2,7 +2,6 @@
 //! Faults, workloads and probes get a `&Env` and nothing else, so a scenario never touches
 //! tokio, hyper or `std::process` directly.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,16 +14,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
 use crate::component::hub_api::HubApi;
+use crate::observe::evidence::{HubGateway, RequestSource};
 use crate::observe::history::Recorder;
-use crate::observe::recorder::RecordingProxy;
 use crate::observe::samples::SampleSink;
 
 /// How long one request of a harness client may take before it counts as failed.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where the deployed hub can be reached, and with which credentials.
+/// Where the deployed hub can be reached, and with which credentials. The same on every
+/// backend: what only one backend's components need (the local culler's token) stays in that
+/// backend.
 pub struct HubEndpoints {
-    /// The hub's own HTTP server (not through the recorder): only the recorder uses it.
+    /// The hub's own HTTP server, not through the recorder: for the samplers (metrics, state)
+    /// and benchmarks, whose requests are not part of the history.
     pub hub_addr: SocketAddr,
     /// The proxy's public URL, e.g. `http://127.0.0.1:PORT` (single-user servers live under it).
     pub public_url: String,
@@ -33,44 +35,15 @@ pub struct HubEndpoints {
     pub proxy_auth_token: String,
     /// Token of the harness service (admin scopes, read:metrics).
     pub harness_token: String,
-    /// Token of the culler service.
-    pub culler_token: String,
-    /// The recording proxy in front of the hub.
-    pub recorder: RecordingProxy,
-    clients: Mutex<HashMap<String, SocketAddr>>,
+    /// How each harness client reaches the hub, recorded under its name.
+    pub gateway: Arc<dyn HubGateway>,
 }
 
 impl HubEndpoints {
-    pub fn new(
-        hub_addr: SocketAddr,
-        public_url: String,
-        proxy_api_url: String,
-        proxy_auth_token: String,
-        harness_token: String,
-        culler_token: String,
-        recorder: RecordingProxy,
-    ) -> Self {
-        Self {
-            hub_addr,
-            public_url,
-            proxy_api_url,
-            proxy_auth_token,
-            harness_token,
-            culler_token,
-            recorder,
-            clients: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The recorder listener for `client` (opened on first use): everything sent there is
-    /// recorded as coming from `client`.
+    /// The address `client` sends its hub requests to: everything sent there is recorded as
+    /// coming from `client`.
     pub async fn client_addr(&self, client: &str) -> anyhow::Result<SocketAddr> {
-        if let Some(addr) = self.clients.lock().unwrap().get(client) {
-            return Ok(*addr);
-        }
-        let addr = self.recorder.listen(client)?;
-        self.clients.lock().unwrap().insert(client.to_string(), addr);
-        Ok(addr)
+        self.gateway.client_addr(client).await
     }
 
     /// `http://127.0.0.1:PORT/hub/api` for `client`.
@@ -128,6 +101,7 @@ pub struct Env {
     pub cancel: CancellationToken,
     pub rng: Mutex<StdRng>,
     hub: OnceLock<HubEndpoints>,
+    request_sources: Mutex<Vec<Arc<dyn RequestSource>>>,
 }
 
 impl Env {
@@ -152,6 +126,21 @@ impl Env {
             cancel,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             hub: OnceLock::new(),
+            request_sources: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A source of request events of this run, closed at teardown ([`Env::close_request_sources`]).
+    pub fn add_request_source(&self, source: Arc<dyn RequestSource>) {
+        self.request_sources.lock().unwrap().push(source);
+    }
+
+    /// Close every request source (lifecycle step 12, before components stop, so their last
+    /// requests are recorded). Idempotent.
+    pub async fn close_request_sources(&self) {
+        let sources: Vec<_> = self.request_sources.lock().unwrap().drain(..).collect();
+        for s in sources.iter().rev() {
+            s.close().await;
         }
     }
 

@@ -25,7 +25,6 @@ pub mod backend;
 pub mod bench;
 pub mod check;
 pub mod component;
-pub mod deploy;
 pub mod doctor;
 pub mod env;
 pub mod fault;
@@ -37,7 +36,6 @@ pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod scenario;
-pub mod sweep;
 pub mod toolchain;
 pub mod workload;
 
@@ -67,3 +65,5 @@ pub mod prelude {
 }
 pub mod soak;
 pub mod startup_bench;
+#[cfg(test)]
+pub mod testkit;

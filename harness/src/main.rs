@@ -197,7 +197,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let report = hubchaos::runner::run_blocking(scenario, opts);
+            let report = hubchaos::runner::run_blocking(scenario, &hubchaos::backend::local::Local, opts);
             let history = match hubchaos::soak::load_run(&report.run_dir) {
                 Ok(h) => h,
                 Err(e) => {
@@ -225,7 +225,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Sweep => {
-            let report = hubchaos::sweep::sweep_abandoned();
+            let report = hubchaos::backend::local::sweep::sweep_abandoned();
             println!("{}", report.describe());
             if report.errors.is_empty() {
                 ExitCode::SUCCESS

@@ -47,7 +47,7 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::component::command::CommandSpec;
+use crate::backend::local::command::CommandSpec;
 use crate::toolchain::{Pins, PinsOverride};
 
 // ---------------------------------------------------------------------------------------------

@@ -1,58 +1,54 @@
-//! The runner: one scenario, one run, start to finish. The lifecycle, written once:
+//! The runner: one scenario, one run, on any backend, start to finish. The lifecycle, written
+//! once:
 //!
-//! 1. resolve the backend and its prerequisites (a missing one => Skipped with the reason);
-//!    sweep what abandoned runs left behind; install the pinned components if needed;
-//! 2. create the run dir, seed, tokens, ports; write `scenario.json`;
-//! 3. deploy the components and await each one's readiness, bounded: the node (disk,
-//!    dockerd, recorder on its socket, image cleaner), then the hub stack (its database seeded
-//!    first, for faults that need it: proxy, hub, recorder in front of the hub);
+//! 1. resolve the backend and its prerequisites (a missing one => Skipped with the reason):
+//!    [`BackendKind::open`] sweeps what abandoned runs left behind and installs what is
+//!    missing (on `local`: docker when needed, the pinned components);
+//! 2. create the run dir, seed, history and samples files; write `scenario.json`; open the
+//!    [`Session`] (the live backend and the run's [`Env`]);
+//! 3. deploy what the scenario declares with the faults' deploy plan, each component awaited
+//!    until ready, bounded ([`Backend::deploy`]; on `local`: the node, then the hub stack);
 //! 4. steady state before (fail => Aborted: the environment was not healthy);
-//! 5. start samplers; open the workload window; inject the faults due at its start (the setup:
-//!    users that piled up, servers running); snapshot the hub's state; start the culler (it
-//!    arrives at a hub where users piled up, as in 2018); then start the workloads and the rest
-//!    of the fault schedule, all under one cancellation token, timed from the end of the setup;
+//! 5. start the samplers (the backend's and the hub's); open the workload window; inject the
+//!    faults due at its start (the setup: users that piled up, servers running); snapshot the
+//!    hub's state; deploy what arrives after the setup (the culler: it arrives at a hub where
+//!    users piled up, as in 2018); then start the workloads and the rest of the fault
+//!    schedule, each schedule on its own, all under one cancellation token, timed from the
+//!    end of the setup;
 //! 6. stop at the deadline (`duration` after the setup, or earlier when every workload has
-//!    finished its bounded work; SIGINT/SIGTERM => Interrupted);
-//!    snapshot the hub's state;
+//!    finished its bounded work; SIGINT/SIGTERM => Interrupted); snapshot the hub's state;
 //! 7. heal every live fault;
 //! 8. steady state after, within the recovery window (fail => Deviated); keep sampling for
 //!    `sample_after`, then stop the samplers;
 //! 9. collect logs (each component's output is already in `logs/`);
 //! 10. run the checks on the history (a check that errors => Unknown);
-//! 11. write the report (`outcome.json`, `summary.md`, `resources.svg`, `rate.svg`,
-//!     `latency.svg`, the `latest` link);
-//! 12. tear down everything (unless HUBCHAOS_KEEP=1): the backend in reverse deploy order, then
-//!     the cleanup stack in reverse, each undo with its own timeout, errors collected not
-//!     thrown; then anything still carrying the run's id; then the run's marker.
+//! 11. tear down (unless HUBCHAOS_KEEP=1; before the report, so its errors are in it): close
+//!     the request sources, stop the components in reverse deploy order, drain the cleanup
+//!     stack in reverse (each undo with its own timeout, errors collected not thrown), then
+//!     release what is left of the run (stray processes carrying its id, its marker);
+//! 12. write the report (`outcome.json`, `summary.md`, the plots, the `latest` link).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::local::LocalBackend;
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError, BackendKind, DeployTimings, RunContext};
 use crate::check::{run_check, CheckResult};
-use crate::component::node::deploy_node;
-use crate::deploy::{deploy_culler, deploy_hub_stack, DeployTimings};
 use crate::env::Env;
-use crate::fault::{DeployPlan, FaultGuard};
+use crate::fault::{DeployPlan, FaultGuard, Scheduled};
 use crate::observe::history::{Event, Recorder, SETUP_DONE, WORKLOAD_START, WORKLOAD_STOP};
 use crate::observe::hub_state::HubStateSampler;
-use crate::observe::procfs::ProcSampler;
 use crate::observe::prom::PromSampler;
-use crate::observe::residue::ResidueSampler;
 use crate::observe::samples::SampleSink;
 use crate::outcome::Outcome;
 use crate::probe::{await_probe, Awaited, Probe};
 use crate::profile::Profile;
 use crate::report::run_dir::RunDir;
-use crate::scenario::Scenario;
-use crate::sweep::{end_run_processes, sweep_abandoned, RunMarker, SweepReport};
-use crate::toolchain::{EnsureOptions, Pins, Toolchain};
+use crate::scenario::{Needs, Scenario};
 
 /// How often samplers scrape.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -71,6 +67,8 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Show install progress.
     pub progress: bool,
+    /// The run store (`None`: `target/hubchaos/runs` or `HUBCHAOS_RUNS`).
+    pub runs: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -82,7 +80,7 @@ impl RunOptions {
             Ok(s) => Some(s.parse().with_context(|| format!("HUBCHAOS_SEED={s:?} is not a number: unset it or give an integer"))?),
             Err(_) => None,
         };
-        Ok(Self { profile, keep, seed, progress: false })
+        Ok(Self { profile, keep, seed, progress: false, runs: None })
     }
 }
 
@@ -112,113 +110,127 @@ struct Lifecycle {
     deviated: Option<String>,
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// Step 1 for `needs`: the reason to skip, if any. Cheap (no installs): used for `--list`.
-pub fn missing_prerequisite(scenario: &Scenario) -> Option<String> {
-    if scenario.needs.root && !is_root() {
-        return Some(crate::component::node_disk::requires_root().err().unwrap_or_default());
-    }
-    if scenario.needs.binderhub && std::env::var_os("HUBCHAOS_BINDERHUB").is_none() {
-        return Some("needs BinderHub: set HUBCHAOS_BINDERHUB to a wheel, a source dir or a pip spec".into());
-    }
-    None
-}
-
-/// Run a scenario on the local backend on a fresh tokio runtime (for test trials and the CLI).
-pub fn run_blocking(scenario: Scenario, opts: RunOptions) -> RunReport {
+/// Run a scenario on a fresh tokio runtime (for test trials and the CLI).
+pub fn run_blocking(scenario: Scenario, backend: &dyn BackendKind, opts: RunOptions) -> RunReport {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
-    rt.block_on(run(scenario, opts))
+    rt.block_on(run(scenario, backend, opts))
 }
 
-pub async fn run(scenario: Scenario, opts: RunOptions) -> RunReport {
+/// A backend opened for one run, with the run's [`Env`]: lifecycle steps 1-2 and 11, written
+/// once for the runner, the benchmarks and the live tests.
+pub struct Session {
+    pub env: Env,
+    pub backend: Arc<dyn Backend>,
+}
+
+/// What a session needs besides the backend.
+pub struct SessionOptions {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub seed: u64,
+    pub recorder: Recorder,
+    pub samples: SampleSink,
+    pub profile: Option<Profile>,
+    pub progress: bool,
+    pub cancel: CancellationToken,
+}
+
+impl Session {
+    /// Open `kind` for a run that needs `needs` (step 1) and make the run's [`Env`] (step 2).
+    pub async fn open(kind: &dyn BackendKind, needs: &Needs, o: SessionOptions) -> Result<Session, BackendError> {
+        let ctx = RunContext {
+            run_id: o.run_id.clone(),
+            run_dir: o.run_dir.clone(),
+            recorder: o.recorder.clone(),
+            profile: o.profile,
+            progress: o.progress,
+        };
+        let backend = kind.open(needs, ctx).await?;
+        let env = Env::new(o.run_id, o.run_dir, o.seed, backend.clone(), o.recorder, o.samples, o.cancel);
+        Ok(Session { env, backend })
+    }
+
+    /// Step 11: close the request sources (their last requests recorded), stop the components
+    /// in reverse deploy order, drain the cleanup stack in reverse (each undo bounded), then
+    /// release what is left of the run. Errors are collected, not thrown.
+    pub async fn close(&self) -> Vec<String> {
+        self.env.close_request_sources().await;
+        let mut errors = self.backend.stop_components().await;
+        errors.extend(self.env.cleanup.drain(UNDO_WITHIN).await);
+        errors.extend(self.backend.release().await);
+        errors
+    }
+}
+
+pub async fn run(scenario: Scenario, kind: &dyn BackendKind, opts: RunOptions) -> RunReport {
     let wall = Instant::now();
-    let test_name = scenario.test_name("local");
-    let run_dir = match RunDir::create(&scenario) {
+    let test_name = scenario.test_name(kind.name());
+    let runs = opts.runs.clone().unwrap_or_else(crate::paths::runs_root);
+    let run_dir = match RunDir::create_in(&runs, kind.name(), &scenario) {
         Ok(d) => d,
         Err(e) => return early_report(&test_name, Outcome::Errored(format!("creating the run dir: {e:#}")), PathBuf::new(), wall),
     };
+    let early = |outcome: Outcome| finish(&run_dir, early_report(&test_name, outcome, run_dir.path.clone(), wall));
 
-    // 1. prerequisites, sweep, toolchain.
-    if let Some(reason) = missing_prerequisite(&scenario) {
-        return finish(&run_dir, early_report(&test_name, Outcome::Skipped(reason), run_dir.path.clone(), wall));
+    // 1. prerequisites, cheaply first.
+    if let Some(reason) = kind.cannot_run(&scenario) {
+        return early(Outcome::Skipped(reason));
     }
-    if scenario.needs.docker {
-        // Installs Debian's docker.io when root and missing; a reason to skip otherwise.
-        match tokio::task::spawn_blocking(crate::component::dockerd::ensure_docker_installed).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(reason)) => return finish(&run_dir, early_report(&test_name, Outcome::Skipped(reason), run_dir.path.clone(), wall)),
-            Err(e) => return finish(&run_dir, early_report(&test_name, Outcome::Errored(format!("{e}")), run_dir.path.clone(), wall)),
-        }
-    }
-    let swept = sweep_abandoned();
-    if !swept.is_empty() {
-        eprintln!("hubchaos: {}", swept.describe());
-    }
-    let toolchain = match ensure_toolchain(opts.profile.as_ref(), opts.progress).await {
-        Ok(t) => t,
-        Err(e) => return finish(&run_dir, early_report(&test_name, Outcome::Errored(format!("{e:#}")), run_dir.path.clone(), wall)),
-    };
 
-    // 2. run dir, seed, marker, recorder.
+    // 2. seed, history, samples, the declaration; then the backend (installs) and the env.
     let clock = Instant::now();
     let seed = opts.seed.unwrap_or_else(rand::random);
-    let marker = match RunMarker::create(&run_dir.marker_id, &run_dir.path) {
-        Ok(m) => Arc::new(Mutex::new(m)),
-        Err(e) => {
-            return finish(
-                &run_dir,
-                early_report(&test_name, Outcome::Errored(format!("writing the run marker: {e}")), run_dir.path.clone(), wall),
-            )
-        }
-    };
     let (recorder, samples) =
         match (Recorder::to_file(&run_dir.path.join("history.jsonl"), clock), SampleSink::to_file(&run_dir.path.join("samples.jsonl"))) {
             (Ok(r), Ok(s)) => (r, s),
-            (Err(e), _) | (_, Err(e)) => {
-                return finish(
-                    &run_dir,
-                    early_report(&test_name, Outcome::Errored(format!("opening the history: {e}")), run_dir.path.clone(), wall),
-                )
-            }
+            (Err(e), _) | (_, Err(e)) => return early(Outcome::Errored(format!("opening the history: {e}"))),
         };
     let _ = std::fs::write(run_dir.path.join("scenario.json"), serde_json::to_vec_pretty(&scenario.describe()).unwrap_or_default());
-    let backend = Arc::new(LocalBackend::new(&run_dir.marker_id, run_dir.path.join("logs"), recorder.clone(), marker.clone()));
     let cancel = CancellationToken::new();
-    let env = Env::new(
-        run_dir.marker_id.clone(),
-        run_dir.path.clone(),
-        seed,
-        Arc::new(backend.clone()),
-        recorder.clone(),
-        samples.clone(),
-        cancel.clone(),
-    );
+    let session = Session::open(
+        kind,
+        &scenario.needs,
+        SessionOptions {
+            run_id: run_dir.marker_id.clone(),
+            run_dir: run_dir.path.clone(),
+            seed,
+            recorder: recorder.clone(),
+            samples: samples.clone(),
+            profile: opts.profile.clone(),
+            progress: opts.progress,
+            cancel: cancel.clone(),
+        },
+    )
+    .await;
+    let session = match session {
+        Ok(s) => s,
+        Err(BackendError::Missing(reason)) => return early(Outcome::Skipped(reason)),
+        Err(e) => return early(Outcome::Errored(format!("{e:#}"))),
+    };
+    let env = &session.env;
     recorder.phase("run-start", format!("seed {seed}"));
 
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let signals = spawn_signal_watch(cancel.clone(), interrupted.clone());
 
     // 3-10.
-    let lifecycle = lifecycle(&scenario, &env, &marker, &toolchain, opts.profile.as_ref()).await;
+    let lifecycle = lifecycle(&scenario, env, session.backend.as_ref()).await;
     let mut outcome = lifecycle.outcome.clone().unwrap_or_else(|| Outcome::from_checks(&lifecycle.checks, lifecycle.deviated.clone()));
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         outcome = Outcome::Interrupted;
     }
 
+    let backend = &session.backend;
     let restarts = backend.components().iter().filter_map(|c| backend.status(c)).map(|s| (s.name, s.restarts)).collect();
 
-    // 12. teardown (before the report, so teardown errors are in it).
+    // 11. teardown (before the report, so teardown errors are in it).
     let teardown_errors = if opts.keep {
         eprintln!("hubchaos: HUBCHAOS_KEEP=1: leaving the deployment running; `hubchaos sweep` ends it");
         Vec::new()
     } else {
-        teardown(&env, &backend, &marker).await
+        session.close().await
     };
     signals.abort();
-
     let key_figure = scenario.key_figure.as_ref().and_then(|k| {
         lifecycle
             .checks
@@ -272,16 +284,6 @@ fn finish(run_dir: &RunDir, report: RunReport) -> RunReport {
     report
 }
 
-async fn ensure_toolchain(profile: Option<&Profile>, progress: bool) -> anyhow::Result<Toolchain> {
-    let base = Pins::load_default()?;
-    let pins = match profile {
-        Some(p) => p.pins(&base),
-        None => base,
-    };
-    let toolchain = tokio::task::spawn_blocking(move || Toolchain::ensure(&pins, EnsureOptions { progress })).await??;
-    Ok(toolchain)
-}
-
 /// SIGINT / SIGTERM cancel the run (it then heals, tears down and reports Interrupted);
 /// a second signal exits at once (the run's marker lets the next run sweep what is left).
 fn spawn_signal_watch(cancel: CancellationToken, interrupted: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<()> {
@@ -320,13 +322,7 @@ async fn steady(probes: &[Box<dyn Probe>], env: &Env, within: Duration) -> Resul
     Ok(started.elapsed())
 }
 
-async fn lifecycle(
-    scenario: &Scenario,
-    env: &Env,
-    marker: &Arc<Mutex<RunMarker>>,
-    toolchain: &Toolchain,
-    profile: Option<&Profile>,
-) -> Lifecycle {
+async fn lifecycle(scenario: &Scenario, env: &Env, backend: &dyn Backend) -> Lifecycle {
     let mut out = Lifecycle::default();
     let rec = &env.recorder;
 
@@ -338,28 +334,14 @@ async fn lifecycle(
             return out;
         }
     }
-    let node_stop = env.cancel.child_token();
-    let mut node = None;
-    if let Some(options) = &scenario.deploy.node {
-        let cleaner = toolchain.venv_bin("docker-image-cleaner");
-        match deploy_node(env, marker, options, &plan, &cleaner, profile, node_stop.clone()).await {
-            Ok(n) => node = Some(n),
-            Err(e) => {
-                out.outcome = Some(Outcome::Errored(format!("deploying the node failed: {e:#}")));
-                return out;
-            }
+    match backend.deploy(env, &scenario.deploy, &plan).await {
+        Ok(deployed) => {
+            rec.phase("deployed", serde_json::to_string(&deployed.timings).unwrap_or_default());
+            out.deploy = Some(deployed.timings);
         }
-    }
-    if let Some(hub) = &scenario.deploy.hub {
-        match deploy_hub_stack(env, hub, &plan, toolchain, profile).await {
-            Ok(t) => {
-                rec.phase("deployed", serde_json::to_string(&t).unwrap_or_default());
-                out.deploy = Some(t);
-            }
-            Err(e) => {
-                out.outcome = Some(Outcome::Errored(format!("deploy failed: {e:#}")));
-                return out;
-            }
+        Err(e) => {
+            out.outcome = Some(Outcome::Errored(format!("deploy failed: {e:#}")));
+            return out;
         }
     }
     if env.cancel.is_cancelled() {
@@ -376,17 +358,7 @@ async fn lifecycle(
 
     // 5. samplers, faults, workloads.
     let samplers_stop = env.cancel.child_token();
-    let mut samplers = vec![tokio::spawn(ProcSampler { every: SAMPLE_EVERY }.run(
-        env.backend.clone(),
-        rec.clone(),
-        env.samples.clone(),
-        samplers_stop.clone(),
-    ))];
-    if let Some(node) = &node {
-        let (disk, docker) = node.samplers(SAMPLE_EVERY);
-        samplers.push(tokio::spawn(disk.run(rec.clone(), env.samples.clone(), samplers_stop.clone())));
-        samplers.push(tokio::spawn(docker.run(rec.clone(), env.samples.clone(), samplers_stop.clone())));
-    }
+    let mut samplers: Vec<_> = backend.samplers(env, SAMPLE_EVERY, &samplers_stop).into_iter().map(tokio::spawn).collect();
     if let Ok(hub) = env.hub() {
         samplers.push(tokio::spawn(
             PromSampler {
@@ -402,30 +374,30 @@ async fn lifecycle(
             env.samples.clone(),
             samplers_stop.clone(),
         )));
-        samplers.push(tokio::spawn(ResidueSampler::local_hub(&env.run_dir, SAMPLE_EVERY).run(
-            rec.clone(),
-            env.samples.clone(),
-            samplers_stop.clone(),
-        )));
     }
     rec.phase(WORKLOAD_START, "");
     let window_start = Instant::now();
     let guards: Arc<tokio::sync::Mutex<Vec<FaultGuard>>> = Arc::default();
-    let mut fault_tasks = Vec::new();
-    let mut errors = Vec::new();
+    let mut heal_tasks = Vec::new();
     let window_stop = env.cancel.child_token();
-    // Every firing, drawn once from the seeded rng (jitter is reproducible).
-    let mut firings: Vec<(Duration, &crate::fault::Scheduled)> = Vec::new();
+    // Every firing of every schedule, drawn once from the seeded rng (jitter is reproducible).
+    let mut setup: Vec<&Scheduled> = Vec::new();
+    let mut timed: Vec<(&Scheduled, Vec<Duration>)> = Vec::new();
     for scheduled in &scenario.faults {
-        let at = scheduled.schedule.firings(scenario.duration, &mut *env.rng.lock().unwrap());
-        firings.extend(at.into_iter().map(|a| (a, scheduled)));
+        let (now, later): (Vec<Duration>, Vec<Duration>) =
+            scheduled.schedule.firings(scenario.duration, &mut *env.rng.lock().unwrap()).into_iter().partition(|at| at.is_zero());
+        if !now.is_empty() {
+            setup.push(scheduled);
+        }
+        if !later.is_empty() {
+            timed.push((scheduled, later));
+        }
     }
-    firings.sort_by_key(|(at, _)| *at);
-    let (due_now, later): (Vec<_>, Vec<_>) = firings.into_iter().partition(|(at, _)| at.is_zero());
-    for (_, scheduled) in due_now {
+    let mut errors = Vec::new();
+    for scheduled in setup {
         // Due at the start: in place before the workloads begin (they may need its state).
         match scheduled.fault.inject(env).await {
-            Ok(g) => schedule_heal(g, scheduled.schedule.hold, &guards, &mut fault_tasks, &window_stop),
+            Ok(g) => heal_tasks.push(keep_or_heal(g, scheduled.schedule.hold, &guards, &window_stop)),
             Err(e) => errors.push(format!("{} on {}: {e:#}", scheduled.fault.kind(), scheduled.fault.target())),
         }
     }
@@ -444,15 +416,16 @@ async fn lifecycle(
     }
     rec.phase(SETUP_DONE, format!("after {:.1} s", window_start.elapsed().as_secs_f64()));
     let window_start = Instant::now();
-    if let (Some(culler), None) = (&scenario.deploy.culler, &out.outcome) {
-        match deploy_culler(env, culler, toolchain, profile).await {
-            Ok(t) => {
+    if out.outcome.is_none() {
+        match backend.deploy_after_setup(env, &scenario.deploy, &plan).await {
+            Ok(took) if !took.is_zero() => {
                 if let Some(d) = out.deploy.as_mut() {
-                    d.culler_ready_s = t;
-                    d.stack_ready_s += t;
+                    d.culler_ready_s = took.as_secs_f64();
+                    d.stack_ready_s += took.as_secs_f64();
                 }
             }
-            Err(e) => out.outcome = Some(Outcome::Errored(format!("deploying the culler failed: {e:#}"))),
+            Ok(_) => {}
+            Err(e) => out.outcome = Some(Outcome::Errored(format!("{e:#}"))),
         }
     }
 
@@ -475,26 +448,14 @@ async fn lifecycle(
         }
     }
     let has_workloads = !workload_futs.is_empty();
+    // Each schedule on its own: a fault held for a while never delays another schedule's.
+    let schedules =
+        timed.into_iter().map(|(scheduled, firings)| fire_schedule(scheduled, firings, env, window_start, &guards, &window_stop));
     let timed_faults = async {
-        let mut errs = Vec::new();
-        for (at, scheduled) in later {
-            let wait = at.saturating_sub(window_start.elapsed());
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = window_stop.cancelled() => break,
-            }
-            match scheduled.fault.inject(env).await {
-                Ok(g) => {
-                    let mut tasks = Vec::new();
-                    schedule_heal(g, scheduled.schedule.hold, &guards, &mut tasks, &window_stop);
-                    for t in tasks {
-                        let _ = t.await;
-                    }
-                }
-                Err(e) => errs.push(format!("{} on {}: {e:#}", scheduled.fault.kind(), scheduled.fault.target())),
-            }
+        if out.outcome.is_some() {
+            return Vec::new();
         }
-        errs
+        futures::future::join_all(schedules).await.into_iter().flatten().collect::<Vec<_>>()
     };
     let deadline = async {
         if out.outcome.is_none() {
@@ -528,7 +489,7 @@ async fn lifecycle(
     }
 
     // 7. heal every live fault.
-    for t in fault_tasks {
+    for t in heal_tasks {
         let _ = t.await;
     }
     for g in guards.lock().await.drain(..) {
@@ -556,7 +517,6 @@ async fn lifecycle(
         }
     }
     samplers_stop.cancel();
-    node_stop.cancel();
     for s in samplers {
         let _ = s.await;
     }
@@ -567,51 +527,55 @@ async fn lifecycle(
     out
 }
 
-/// Keep the guard until the window closes, or heal it after `hold`.
-fn schedule_heal(
+/// The firings of one schedule after the setup, one after the other: each waits for its
+/// offset, injects, and (when held) heals before the next firing of the same schedule.
+/// Returns the injection errors.
+async fn fire_schedule(
+    scheduled: &Scheduled,
+    firings: Vec<Duration>,
+    env: &Env,
+    window_start: Instant,
+    guards: &Arc<tokio::sync::Mutex<Vec<FaultGuard>>>,
+    window_stop: &CancellationToken,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    for at in firings {
+        tokio::select! {
+            _ = tokio::time::sleep(at.saturating_sub(window_start.elapsed())) => {}
+            _ = window_stop.cancelled() => break,
+        }
+        match scheduled.fault.inject(env).await {
+            Ok(g) => {
+                let _ = keep_or_heal(g, scheduled.schedule.hold, guards, window_stop).await;
+            }
+            Err(e) => errors.push(format!("{} on {}: {e:#}", scheduled.fault.kind(), scheduled.fault.target())),
+        }
+    }
+    errors
+}
+
+/// Keep the guard until the window closes (step 7 heals it), or heal it after `hold` (or
+/// when the window closes first).
+fn keep_or_heal(
     guard: FaultGuard,
     hold: Option<Duration>,
     guards: &Arc<tokio::sync::Mutex<Vec<FaultGuard>>>,
-    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
     window_stop: &CancellationToken,
-) {
+) -> tokio::task::JoinHandle<()> {
     match hold {
         None => {
             let guards = guards.clone();
-            tasks.push(tokio::spawn(async move { guards.lock().await.push(guard) }));
+            tokio::spawn(async move { guards.lock().await.push(guard) })
         }
         Some(hold) => {
             let stop = window_stop.clone();
-            tasks.push(tokio::spawn(async move {
+            tokio::spawn(async move {
                 tokio::select! {
                     _ = tokio::time::sleep(hold) => {}
                     _ = stop.cancelled() => {}
                 }
                 let _ = guard.heal().await;
-            }));
+            })
         }
     }
-}
-
-async fn teardown(env: &Env, backend: &Arc<LocalBackend>, marker: &Arc<Mutex<RunMarker>>) -> Vec<String> {
-    let mut errors = Vec::new();
-    if let Ok(hub) = env.hub() {
-        hub.recorder.shutdown().await;
-    }
-    errors.extend(Backend::teardown(backend).await);
-    errors.extend(env.cleanup.drain(UNDO_WITHIN).await);
-    let mut swept = SweepReport::default();
-    end_run_processes(&env.run_id, &mut swept);
-    if !swept.processes_ended.is_empty() {
-        errors.push(format!(
-            "{} process(es) of the run outlived their component and were killed: {:?}",
-            swept.processes_ended.len(),
-            swept.processes_ended
-        ));
-    }
-    errors.extend(swept.errors);
-    if let Err(e) = marker.lock().unwrap().remove() {
-        errors.push(format!("removing the run marker: {e}"));
-    }
-    errors
 }

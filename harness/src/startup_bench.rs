@@ -2,23 +2,22 @@
 //! `jupyterhub` start (which starts its own proxy) in the same run, alternating, median of N.
 //! Goal (issue): ≤ 5 s and ≤ 1.5× bare.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::local::LocalBackend;
-use crate::backend::Backend;
+use crate::backend::local::hub_stack::{free_ports, quick_culler};
+use crate::backend::local::sweep::{end_run_processes, SweepReport};
+use crate::backend::local::{ensure_toolchain, Local};
 use crate::component::hub::HubOptions;
-use crate::deploy::{deploy_culler, deploy_hub_stack, free_ports, quick_culler};
-use crate::env::Env;
 use crate::fault::DeployPlan;
 use crate::observe::history::Recorder;
 use crate::observe::samples::SampleSink;
-use crate::sweep::{end_run_processes, RunMarker, SweepReport};
-use crate::toolchain::{EnsureOptions, Pins, Toolchain};
+use crate::runner::{Session, SessionOptions};
+use crate::scenario::{Deployment, Needs};
+use crate::toolchain::Toolchain;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StartupReport {
@@ -57,25 +56,41 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-async fn stack_once(toolchain: &Toolchain, dir: &std::path::Path, id: &str) -> anyhow::Result<f64> {
+/// A local session of its own for one measured round (the same setup and teardown as a run).
+async fn open_session(dir: &std::path::Path, id: &str) -> anyhow::Result<Session> {
     let run_dir = dir.join(id);
     std::fs::create_dir_all(run_dir.join("logs"))?;
-    let marker = Arc::new(Mutex::new(RunMarker::create(id, &run_dir)?));
-    let recorder = Recorder::in_memory(Instant::now());
-    let backend = Arc::new(LocalBackend::new(id, run_dir.join("logs"), recorder.clone(), marker.clone()));
-    let env = Env::new(id.into(), run_dir, 0, Arc::new(backend.clone()), recorder, SampleSink::default(), CancellationToken::new());
+    let options = SessionOptions {
+        run_id: id.into(),
+        run_dir,
+        seed: 0,
+        recorder: Recorder::in_memory(Instant::now()),
+        samples: SampleSink::default(),
+        profile: None,
+        progress: false,
+        cancel: CancellationToken::new(),
+    };
+    Ok(Session::open(&Local, &Needs::default(), options).await?)
+}
+
+/// Close a session; a teardown error is the round's error.
+async fn close(session: Session) -> anyhow::Result<()> {
+    let errors = session.close().await;
+    anyhow::ensure!(errors.is_empty(), "teardown: {}", errors.join("; "));
+    Ok(())
+}
+
+async fn stack_once(dir: &std::path::Path, id: &str) -> anyhow::Result<f64> {
+    let session = open_session(dir, id).await?;
+    let deployment = Deployment { hub: Some(HubOptions::default()), culler: Some(quick_culler()), node: None };
+    let plan = DeployPlan::default();
     let result = async {
-        let t = deploy_hub_stack(&env, &HubOptions::default(), &DeployPlan::default(), toolchain, None).await?;
-        let culler = deploy_culler(&env, &quick_culler(), toolchain, None).await?;
-        anyhow::Ok(t.stack_ready_s + culler)
+        let deployed = session.backend.deploy(&session.env, &deployment, &plan).await?;
+        let culler = session.backend.deploy_after_setup(&session.env, &deployment, &plan).await?;
+        anyhow::Ok(deployed.timings.stack_ready_s + culler.as_secs_f64())
     }
     .await;
-    if let Ok(hub) = env.hub() {
-        hub.recorder.shutdown().await;
-    }
-    Backend::teardown(&backend).await;
-    end_run_processes(id, &mut SweepReport::default());
-    marker.lock().unwrap().remove().ok();
+    close(session).await?;
     result
 }
 
@@ -128,35 +143,24 @@ async fn bare_once(toolchain: &Toolchain, dir: &std::path::Path, id: &str) -> an
 }
 
 async fn toolchain() -> anyhow::Result<Toolchain> {
-    let pins = Pins::load_default()?;
-    Ok(tokio::task::spawn_blocking(move || Toolchain::ensure(&pins, EnsureOptions { progress: true })).await??)
+    ensure_toolchain(None, true).await
 }
 
 /// The recorder in front of the REAL hub (`GET /hub/api/`, which needs no token): throughput
 /// and added latency against a direct connection, in the same run. Unlike the trivial
 /// upstream, the hub costs milliseconds per request, as it does in a scenario.
 pub async fn hub_recorder_bench(opts: crate::bench::BenchOptions) -> anyhow::Result<crate::bench::BenchReport> {
-    let toolchain = toolchain().await?;
     let dir = tempfile_dir()?;
     let id = format!("bench-hub-{}", std::process::id());
-    let run_dir = dir.join(&id);
-    std::fs::create_dir_all(run_dir.join("logs"))?;
-    let marker = Arc::new(Mutex::new(RunMarker::create(&id, &run_dir)?));
-    let recorder = Recorder::in_memory(Instant::now());
-    let backend = Arc::new(LocalBackend::new(&id, run_dir.join("logs"), recorder.clone(), marker.clone()));
-    let env = Env::new(id.clone(), run_dir, 0, Arc::new(backend.clone()), recorder, SampleSink::default(), CancellationToken::new());
+    let session = open_session(&dir, &id).await?;
     let result = async {
-        deploy_hub_stack(&env, &HubOptions::default(), &DeployPlan::default(), &toolchain, None).await?;
-        crate::bench::recorder_bench_against(env.hub()?.hub_addr, "/hub/api/", opts).await
+        session.backend.deploy(&session.env, &Deployment::hub(HubOptions::default()), &DeployPlan::default()).await?;
+        crate::bench::recorder_bench_against(session.env.hub()?.hub_addr, "/hub/api/", opts).await
     }
     .await;
-    if let Ok(hub) = env.hub() {
-        hub.recorder.shutdown().await;
-    }
-    Backend::teardown(&backend).await;
-    end_run_processes(&id, &mut SweepReport::default());
-    marker.lock().unwrap().remove().ok();
+    let closed = close(session).await;
     let _ = std::fs::remove_dir_all(&dir);
+    closed?;
     result
 }
 
@@ -169,7 +173,7 @@ pub async fn startup_bench(rounds: usize) -> anyhow::Result<StartupReport> {
     bare_once(&toolchain, &dir, &format!("bench-warm-{}", std::process::id())).await?;
     for i in 0..rounds {
         bare_s.push(bare_once(&toolchain, &dir, &format!("bench-bare-{}-{i}", std::process::id())).await?);
-        stack_s.push(stack_once(&toolchain, &dir, &format!("bench-stack-{}-{i}", std::process::id())).await?);
+        stack_s.push(stack_once(&dir, &format!("bench-stack-{}-{i}", std::process::id())).await?);
     }
     let _ = std::fs::remove_dir_all(&dir);
     let (s, b) = (median(&stack_s), median(&bare_s));

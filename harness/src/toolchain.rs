@@ -1025,7 +1025,7 @@ fn tail_of(log: &Path, offset: u64) -> String {
 fn render_cmd(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
-        .map(|a| crate::component::command::shell_quote(&a.to_string_lossy()))
+        .map(|a| crate::backend::local::command::shell_quote(&a.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -1,13 +1,15 @@
 //! The scenario suite as a custom test harness (libtest-mimic): nextest lists it with
 //! `--list` (cheap: declarations only) and runs each scenario in its own process.
 
-use hubchaos::runner::{missing_prerequisite, run_blocking, RunOptions};
+use hubchaos::backend::local::Local;
+use hubchaos::backend::BackendKind;
+use hubchaos::runner::{run_blocking, RunOptions};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn run_trial(build: fn() -> hubchaos::scenario::Scenario) -> Result<(), Failed> {
     let scenario = build();
     let opts = RunOptions::from_env().map_err(|e| Failed::from(format!("{e:#}")))?;
-    let report = run_blocking(scenario, opts);
+    let report = run_blocking(scenario, &Local, opts);
     println!("{} {}", report.test_name, report.outcome.label());
     for c in &report.checks {
         println!("  {:<28} {:<7} {}", c.check, c.verdict.to_string(), c.summary.replace('\n', " "));
@@ -26,8 +28,8 @@ fn main() {
         .into_iter()
         .map(|build| {
             let scenario = build();
-            let skip = missing_prerequisite(&scenario);
-            Trial::test(scenario.test_name("local"), move || run_trial(build)).with_ignored_flag(skip.is_some() || scenario.long)
+            let skip = Local.cannot_run(&scenario);
+            Trial::test(scenario.test_name(Local.name()), move || run_trial(build)).with_ignored_flag(skip.is_some() || scenario.long)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

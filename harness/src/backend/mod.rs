@@ -1,10 +1,18 @@
-//! Where a run happens. A [`Backend`] starts and supervises components, tells where they
-//! listen, signals them, hands out their logs and the processes to sample.
+//! Where a run happens: one seam, two backends (after Jepsen's split between the system's
+//! protocol and how commands reach a node).
 //!
-//! `local` runs every component as a supervised process group on 127.0.0.1. A `kind` backend
-//! (cluster + charts, kube-rs) implements the same trait: `deploy` maps to a helm release or a
-//! pod, `signal` to `kubectl exec kill` / pod deletion, `logs` to the pod logs, `processes` to
-//! the node's cgroup of the pod.
+//! A [`BackendKind`] is a backend before a run: its name (the first part of every test name),
+//! which scenarios it cannot run and why (for `hubchaos list`), and how to open it for one run
+//! (its prerequisites: a missing one is [`BackendError::Missing`], and the scenario is
+//! skipped with that reason). The opened [`Backend`] deploys a whole [`Deployment`] with its
+//! [`DeployPlan`] and says what it deployed ([`Deployed`]); it supplies its samplers, writes
+//! each component's log under the run dir, records restarts as events in the history, and
+//! carries the capabilities faults use (signal, stop, status). Its teardown ends everything
+//! the run made.
+//!
+//! `local` ([`local`]) runs every component as a supervised process group on 127.0.0.1; its
+//! process recipes (command, readiness, restart policy), the run marker and the sweep live
+//! under it. `fake` ([`crate::testkit::FakeBackend`]) deploys nothing and is driven by tests.
 
 pub mod local;
 
@@ -12,45 +20,90 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
-use crate::component::command::CommandSpec;
+use crate::env::Env;
+use crate::fault::DeployPlan;
+use crate::observe::history::Recorder;
+use crate::profile::Profile;
+use crate::scenario::{Deployment, Needs, Scenario};
 
-/// How a component says it is ready.
-#[derive(Debug, Clone)]
-pub enum Readiness {
-    /// An HTTP GET on this URL answers with a status below 500 (401/403 mean "up").
-    Http { url: String },
-    /// An HTTP GET of `path` on a unix socket answers below 500 (dockerd's `/_ping`).
-    UnixHttp { socket: PathBuf, path: String },
-    /// The process is running (for programs without an endpoint, e.g. the culler).
-    Running,
+/// Why a backend could not do its part. The runner maps each to an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// A prerequisite of the machine is missing (root, docker, BinderHub, a cluster): the
+    /// scenario is skipped with this reason, which says how to provide it.
+    #[error("{0}")]
+    Missing(String),
+    /// Installing or starting something failed: the run is Errored.
+    #[error("{0:#}")]
+    Deploy(anyhow::Error),
+    /// A component started but did not become ready in time: the run is Errored.
+    #[error("{0:#}")]
+    Readiness(anyhow::Error),
 }
 
-/// What a supervisor does when a component exits, as a pod's `restartPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartPolicy {
-    /// Restart with exponential back-off (0.5 s doubling, capped at 10 s, reset after 30 s up).
-    Always,
-    /// Leave it dead; the exit is still recorded.
-    Never,
+impl BackendError {
+    /// `Deploy`, for `?` on anyhow results.
+    pub fn deploy(e: impl Into<anyhow::Error>) -> Self {
+        BackendError::Deploy(e.into())
+    }
 }
 
-/// Everything needed to start one component.
-#[derive(Debug, Clone)]
-pub struct ComponentSpec {
-    /// `hub`, `proxy`, `culler`, ...: the chart's `component` label.
-    pub name: String,
-    pub command: CommandSpec,
-    /// Working directory (inside the run dir).
-    pub cwd: PathBuf,
-    pub readiness: Readiness,
-    /// How long readiness may take before the deploy fails.
-    pub ready_within: Duration,
-    pub restart: RestartPolicy,
+/// What every run gives a backend when it opens it.
+pub struct RunContext {
+    /// Carried by every process and resource of the run, so a sweep finds them.
+    pub run_id: String,
+    /// `target/hubchaos/runs/<run-id>/<scenario>/`; logs go to its `logs/`.
+    pub run_dir: PathBuf,
+    /// Where restarts and phases are recorded.
+    pub recorder: Recorder,
+    pub profile: Option<Profile>,
+    /// Show install progress on stderr.
+    pub progress: bool,
+}
+
+/// A backend before a run.
+#[async_trait]
+pub trait BackendKind: Send + Sync {
+    /// `local` or `kind`: the first part of every test name.
+    fn name(&self) -> &'static str;
+
+    /// Why this backend cannot run `scenario` on this machine now (`None`: it can). Cheap
+    /// (no installs, no network): `hubchaos list` and the test list call it.
+    fn cannot_run(&self, scenario: &Scenario) -> Option<String>;
+
+    /// Prepare for one run that needs `needs` (sweep what killed runs left, install what is
+    /// missing) and return the live backend.
+    async fn open(&self, needs: &Needs, ctx: RunContext) -> Result<std::sync::Arc<dyn Backend>, BackendError>;
+}
+
+/// How long each part took to become ready (a figure of every run).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct DeployTimings {
+    pub seeded_users: u64,
+    pub seed_s: f64,
+    pub proxy_ready_s: f64,
+    pub hub_ready_s: f64,
+    pub culler_ready_s: f64,
+    /// Proxy + hub (+ culler when it is deployed), excluding seeding.
+    pub stack_ready_s: f64,
+    /// The node (disk, dockerd, images, image cleaner), when the scenario declares one.
+    pub node_ready_s: f64,
+}
+
+/// What a deploy brought up. The hub's endpoints are on the [`Env`] (`env.hub()`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Deployed {
+    /// Components in deploy order.
+    pub components: Vec<String>,
+    pub timings: DeployTimings,
 }
 
 /// A signal a fault can send. Kept to the ones that model real failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ProcessSignal {
     /// SIGKILL: the process dies without cleanup (OOM kill, node loss).
     Kill,
@@ -62,40 +115,60 @@ pub enum ProcessSignal {
     Resume,
 }
 
-/// The live state of one component, for reports and probes.
+/// The live state of one component, for reports and faults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentStatus {
     pub name: String,
+    /// The process (group) id on `local`; `None` where there is none now.
     pub pid: Option<u32>,
     pub restarts: u32,
     pub running: bool,
 }
 
+/// A sampler loop the runner spawns at step 5; it ends when its stop token is cancelled.
+pub type SamplerTask = BoxFuture<'static, ()>;
+
+/// A backend opened for one run.
 #[async_trait]
 pub trait Backend: Send + Sync {
-    /// `local` or `kind`.
+    /// The kind's name (`local`, `kind`).
     fn name(&self) -> &'static str;
 
-    /// Start a component and wait (bounded by `spec.ready_within`) until it is ready.
-    async fn deploy(&self, spec: ComponentSpec) -> anyhow::Result<()>;
+    /// Deploy what `deployment` declares with `plan`'s overrides (seeded users, extra hub
+    /// config, environment overrides), each component awaited until ready (bounded). The
+    /// hub's endpoints are set on `env`. What arrives after the setup (the culler) is left to
+    /// [`deploy_after_setup`](Self::deploy_after_setup).
+    async fn deploy(&self, env: &Env, deployment: &Deployment, plan: &DeployPlan) -> Result<Deployed, BackendError>;
 
-    /// Send a signal to a component's processes.
+    /// Components that arrive once the setup is in place (the 2018 culler arrived at a hub
+    /// where users had piled up). Returns how long they took to be ready.
+    async fn deploy_after_setup(&self, env: &Env, deployment: &Deployment, plan: &DeployPlan) -> Result<Duration, BackendError>;
+
+    /// This backend's samplers (processes, node disk, docker, residue), each stopping when
+    /// `stop` is cancelled. Samplers every backend shares (the hub's metrics and state) are
+    /// the runner's.
+    fn samplers(&self, env: &Env, every: Duration, stop: &CancellationToken) -> Vec<SamplerTask>;
+
+    /// Where a component's output is written (under the run dir's `logs/`).
+    fn log_path(&self, component: &str) -> Option<PathBuf>;
+
+    /// Send a signal to a component.
     async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()>;
 
     /// Stop a component for good (no restart), bounded.
     async fn stop(&self, component: &str) -> anyhow::Result<()>;
-
-    /// Where the component's output goes (a file on `local`).
-    fn log_path(&self, component: &str) -> Option<PathBuf>;
-
-    /// Process ids that make up the component now (for the resource sampler).
-    fn processes(&self, component: &str) -> Vec<u32>;
 
     fn status(&self, component: &str) -> Option<ComponentStatus>;
 
     /// Names of deployed components, in deploy order.
     fn components(&self) -> Vec<String>;
 
-    /// Stop everything, in reverse deploy order; errors are collected, not thrown.
-    async fn teardown(&self) -> Vec<String>;
+    /// End everything this backend made for the run: components in reverse deploy order,
+    /// then anything else carrying the run's id, then its marker. Errors are collected, not
+    /// thrown. The runner drains the env's cleanup stack between the two (see
+    /// [`crate::runner`], step 12).
+    async fn stop_components(&self) -> Vec<String>;
+
+    /// After the cleanup stack: what is still left of the run (stray processes), and the marker.
+    async fn release(&self) -> Vec<String>;
 }

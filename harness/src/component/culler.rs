@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::command::CommandSpec;
-use crate::backend::{ComponentSpec, Readiness, RestartPolicy};
+use crate::backend::local::command::CommandSpec;
+use crate::backend::local::spec::{ComponentSpec, Readiness, RestartPolicy};
 
 /// The culler's options, named as its command line names them.
 #[derive(Debug, Clone, PartialEq)]

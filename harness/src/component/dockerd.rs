@@ -33,11 +33,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::command::CommandSpec;
 use super::docker_api::{unix_http_ready, DockerApi};
 use super::node_disk::{unmount_all_under, NodeLayout};
-use crate::backend::{ComponentSpec, Readiness, RestartPolicy};
-use crate::sweep::RunMarker;
+use crate::backend::local::command::CommandSpec;
+use crate::backend::local::spec::{ComponentSpec, Readiness, RestartPolicy};
+use crate::backend::local::sweep::RunMarker;
 
 /// The component name (chart label style).
 pub const DOCKERD: &str = "dockerd";

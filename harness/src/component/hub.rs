@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use super::command::CommandSpec;
 use super::seed::SeedPlan;
-use crate::backend::{ComponentSpec, Readiness, RestartPolicy};
+use crate::backend::local::command::CommandSpec;
+use crate::backend::local::spec::{ComponentSpec, Readiness, RestartPolicy};
 
 /// Scenario-level choices about the hub (the rest is derived per run).
 #[derive(Debug, Clone, PartialEq)]

@@ -26,8 +26,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::command::CommandSpec;
-use crate::backend::{ComponentSpec, Readiness, RestartPolicy};
+use crate::backend::local::command::CommandSpec;
+use crate::backend::local::spec::{ComponentSpec, Readiness, RestartPolicy};
 
 /// The component name (and the recorder client name).
 pub const IMAGE_CLEANER: &str = "image-cleaner";

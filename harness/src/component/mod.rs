@@ -1,4 +1,3 @@
-pub mod command;
 pub mod culler;
 pub mod docker_api;
 pub mod dockerd;

@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
-use crate::sweep::RunMarker;
+use crate::backend::local::sweep::RunMarker;
 
 /// Where everything of one run's node lives. Derived from the run dir and the run id alone, so
 /// faults, samplers and the sweep find the same paths without being handed them.

@@ -1,13 +1,13 @@
 //! The node stack for real, end to end: node disk -> dockerd -> recorder on the docker socket
 //! -> image factory -> fill-disk -> the real docker-image-cleaner -> checks -> teardown, and
-//! nothing left behind. Prints the measurements of the issue-4 report.
+//! nothing left behind. Prints what each step measured (`MEASURE` lines).
 //!
-//! Ignored by default: needs root, Debian's docker.io (`make deps`) and a
-//! docker-image-cleaner (`HUBCHAOS_TEST_IMAGE_CLEANER=<path of the console script>`, else the
-//! toolchain's). Run: `cargo test -p hubchaos --lib node_live -- --ignored --nocapture`.
+//! Ignored by default: needs root, Debian's docker.io (`make deps`) and the pinned environment
+//! with its docker-image-cleaner (`make env`). Run without them it fails, naming what is
+//! missing. Run: `cargo test -p hubchaos --lib node_live -- --ignored --nocapture`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -17,8 +17,9 @@ use super::dockerd::{find_dockerd, DockerdConfig, DOCKERD};
 use super::image_cleaner::{docker_host_for, CleanerOptions, CYCLE_LINE, DELETED_LINE, ERROR_LINE, IMAGE_CLEANER};
 use super::images::{no_space_message, ImageFactory, ImageSpec};
 use super::node_disk::{mounts_under, requires_root, NodeDisk, NodeLayout};
+use crate::backend::local::sweep::{processes_of_run, RunMarker};
 use crate::backend::local::LocalBackend;
-use crate::backend::Backend;
+use crate::backend::{Backend, RunContext};
 use crate::check::{Check, ComponentUp, DiskBelow, ImagesSpared, Verdict};
 use crate::env::Env;
 use crate::fault::misconfigure::apply_env_overrides;
@@ -29,16 +30,14 @@ use crate::observe::history::{Recorder, SETUP_DONE, WORKLOAD_START, WORKLOAD_STO
 use crate::observe::logs::LogWatcher;
 use crate::observe::recorder::{RecordingProxy, Upstream};
 use crate::observe::samples::SampleSink;
-use crate::sweep::{processes_of_run, RunMarker};
+use crate::runner::Session;
 
-fn cleaner_program() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("HUBCHAOS_TEST_IMAGE_CLEANER") {
-        return Some(PathBuf::from(p));
-    }
-    let pins = crate::toolchain::Pins::load_default().ok()?;
+/// The pinned environment, installed (`make env`), or the test fails saying so.
+fn installed_toolchain() -> crate::toolchain::Toolchain {
+    let pins = crate::toolchain::Pins::load_default().expect("fixtures/pins.yaml");
     match crate::toolchain::Toolchain::state(&pins) {
-        crate::toolchain::EnvState::Ready(t) => Some(t.venv_bin("docker-image-cleaner")).filter(|p| p.exists()),
-        _ => None,
+        crate::toolchain::EnvState::Ready(t) => t,
+        _ => panic!("the pinned environment is not installed: run `make env` first"),
     }
 }
 
@@ -54,33 +53,31 @@ async fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root, dockerd (make deps) and docker-image-cleaner"]
 async fn node_live() {
-    if let Err(why) = requires_root() {
-        eprintln!("skipped: {why}");
-        return;
-    }
-    let (Some(_), Some(cleaner)) = (find_dockerd(), cleaner_program()) else {
-        eprintln!("skipped: no dockerd or no docker-image-cleaner");
-        return;
-    };
+    requires_root().expect("this test needs root");
+    find_dockerd().expect("this test needs Debian's docker.io: `make deps` as root");
+    let toolchain = installed_toolchain();
+    let cleaner = toolchain.venv_bin("docker-image-cleaner");
+    assert!(cleaner.exists(), "{} is missing: run `make env`", cleaner.display());
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
     std::fs::create_dir_all(run_dir.join("logs")).unwrap();
     let run_id = format!("hc4-live-{}", std::process::id());
     // HUBCHAOS_TEST_MARKERS: where the run's marker goes (to test `hubchaos sweep` after a kill -9).
     let markers = std::env::var_os("HUBCHAOS_TEST_MARKERS").map(PathBuf::from).unwrap_or_else(|| tmp.path().join("active"));
-    let marker = Arc::new(Mutex::new(RunMarker::create_in(&markers, &run_id, &run_dir).unwrap()));
     let rec = Recorder::in_memory(Instant::now());
     let samples = SampleSink::default();
-    let backend = Arc::new(LocalBackend::new(&run_id, run_dir.join("logs"), rec.clone(), marker.clone()));
-    let env =
-        Env::new(run_id.clone(), run_dir.clone(), 7, Arc::new(backend.clone()), rec.clone(), samples.clone(), CancellationToken::new());
+    let ctx = RunContext { run_id: run_id.clone(), run_dir: run_dir.clone(), recorder: rec.clone(), profile: None, progress: false };
+    let backend = Arc::new(LocalBackend::new(ctx, toolchain, RunMarker::create_in(&markers, &run_id, &run_dir).unwrap()));
+    let marker = backend.marker().clone();
+    let supervisor = backend.supervisor().clone();
+    let env = Env::new(run_id.clone(), run_dir.clone(), 7, backend.clone(), rec.clone(), samples.clone(), CancellationToken::new());
     let layout = NodeLayout::new(&run_dir, &run_id);
     // If an assertion fails midway: end the run's processes, unmount, remove (as the sweep would).
     struct Leftovers(String, PathBuf, PathBuf);
     impl Drop for Leftovers {
         fn drop(&mut self) {
-            let mut report = crate::sweep::SweepReport::default();
-            crate::sweep::end_run_processes(&self.0, &mut report);
+            let mut report = crate::backend::local::sweep::SweepReport::default();
+            crate::backend::local::sweep::end_run_processes(&self.0, &mut report);
             let _ = super::node_disk::unmount_all_under(&self.1);
             let _ = super::node_disk::unmount_all_under(&self.2);
             let _ = std::fs::remove_dir_all(&self.2);
@@ -97,7 +94,7 @@ async fn node_live() {
     let dockerd = DockerdConfig::new(layout.clone()).unwrap();
     dockerd.prepare(&marker).unwrap();
     let t = Instant::now();
-    backend.deploy_arc(dockerd.spec(&run_dir)).await.unwrap();
+    supervisor.deploy(dockerd.spec(&run_dir)).await.unwrap();
     let ready = dockerd.await_ready(Duration::from_secs(30)).await.unwrap();
     eprintln!("MEASURE dockerd ready {:.2} s after deploy ({:.2} s probing)", t.elapsed().as_secs_f64(), ready.as_secs_f64());
     let api = dockerd.api();
@@ -156,7 +153,7 @@ async fn node_live() {
     //    time it, and push over 80 % with one more step: the cleaner's reaction.
     let options = CleanerOptions::quick().threshold(80.0);
     let spec = options.spec(&cleaner, &layout.data_root, &docker_host_for(&layout.cleaner_socket), &run_dir);
-    backend.deploy_arc(spec).await.unwrap();
+    supervisor.deploy(spec).await.unwrap();
     let t = Instant::now();
     let guard = FillDisk::blocks(75.0).inject(&env).await.unwrap();
     eprintln!(
@@ -198,7 +195,7 @@ async fn node_live() {
     let mut bad = options.spec(&cleaner, &layout.data_root, &docker_host_for(&layout.cleaner_socket), &run_dir);
     bad.name = "image-cleaner-bad".into();
     apply_env_overrides(&mut bad, &plan.env_overrides);
-    backend.deploy_arc(bad).await.ok();
+    supervisor.deploy(bad).await.ok();
     tokio::time::sleep(Duration::from_secs(4)).await;
     backend.stop("image-cleaner-bad").await.unwrap();
 
@@ -281,8 +278,9 @@ async fn node_live() {
     let _ = container;
     let t = Instant::now();
     factory.remove_containers().await.unwrap();
-    proxy.shutdown().await;
-    let errors = Backend::teardown(&backend).await;
+    env.add_request_source(Arc::new(proxy));
+    let session = Session { env, backend: backend.clone() };
+    let errors = session.backend.stop_components().await;
     assert!(errors.is_empty(), "{errors:?}");
     let dockerd_down = t.elapsed();
     let cleanup = dockerd.cleanup();
@@ -292,7 +290,8 @@ async fn node_live() {
     assert!(mounts_under(&run_dir).is_empty() && mounts_under(&layout.sock_dir).is_empty(), "mounts left");
     assert!(processes_of_run(&run_id).is_empty(), "processes left: {:?}", processes_of_run(&run_id));
     assert!(!layout.image_file.exists() && !layout.sock_dir.exists());
-    marker.lock().unwrap().remove().unwrap();
+    let errors = session.close().await;
+    assert!(errors.is_empty(), "{errors:?}");
     if let Some(to) = std::env::var_os("HUBCHAOS_TEST_KEEP_LOGS") {
         let _ = std::process::Command::new("cp").arg("-r").arg(run_dir.join("logs")).arg(to).status();
     }

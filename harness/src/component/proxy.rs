@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::command::CommandSpec;
-use crate::backend::{ComponentSpec, Readiness, RestartPolicy};
+use crate::backend::local::command::CommandSpec;
+use crate::backend::local::spec::{ComponentSpec, Readiness, RestartPolicy};
 
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {

@@ -14,7 +14,7 @@
 use async_trait::async_trait;
 
 use super::{DeployPlan, Fault, FaultGuard};
-use crate::backend::ComponentSpec;
+use crate::backend::local::spec::ComponentSpec;
 use crate::env::Env;
 
 /// What the overridden variable becomes.
@@ -104,8 +104,8 @@ impl Fault for Misconfigure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Readiness, RestartPolicy};
-    use crate::component::command::CommandSpec;
+    use crate::backend::local::command::CommandSpec;
+    use crate::backend::local::spec::{Readiness, RestartPolicy};
 
     fn cleaner() -> ComponentSpec {
         ComponentSpec {

@@ -3,6 +3,7 @@
 
 pub mod disk;
 pub mod docker;
+pub mod evidence;
 pub mod history;
 pub mod hub_state;
 pub mod logs;

@@ -5,7 +5,7 @@
 //! and `open_fds`; a spawner that forgets its servers as `child_processes`; a server that never
 //! closes its port as `listening_ports`.
 //!
-//! Per component (`backend.components()`, the pids of `backend.processes(name)`):
+//! Per component (`processes.components()`, the pids of `processes.processes(name)`):
 //!
 //! | metric | what |
 //! |---|---|
@@ -44,7 +44,25 @@ use tokio_util::sync::CancellationToken;
 
 use super::history::{History, Recorder};
 use super::samples::{Sample, SampleSink};
-use crate::backend::Backend;
+use crate::backend::local::supervisor::Supervisor;
+
+/// Who says which processes make up each component: the local backend's supervisor (the
+/// members of each process group).
+pub trait ProcessTable: Send + Sync {
+    /// Names of the components, in deploy order.
+    fn components(&self) -> Vec<String>;
+    /// Process ids that make up `component` now.
+    fn processes(&self, component: &str) -> Vec<u32>;
+}
+
+impl ProcessTable for Supervisor {
+    fn components(&self) -> Vec<String> {
+        Supervisor::components(self)
+    }
+    fn processes(&self, component: &str) -> Vec<u32> {
+        Supervisor::processes(self, component)
+    }
+}
 
 /// The component name of the harness's own samples.
 pub const HARNESS: &str = "harness";
@@ -363,7 +381,7 @@ fn sample_self(at: Duration) -> Vec<Sample> {
     ]
 }
 
-/// How long a component's process list (`Backend::processes`) is reused. On `local` each call
+/// How long a component's process list (`ProcessTable::processes`) is reused. On `local` each call
 /// scans every process of the machine for the group id (~1.5 ms): asking for three components
 /// every second would be most of the sampler's cost. Members rarely change (the hub's servers
 /// run in their own sessions: they are its children, not members), and when a member vanishes
@@ -380,7 +398,7 @@ struct Membership {
 }
 
 impl Membership {
-    fn refresh(&mut self, backend: &dyn Backend) {
+    fn refresh(&mut self, backend: &dyn ProcessTable) {
         let stale = self.asked.is_none_or(|t| t.elapsed() >= MEMBERSHIP_REFRESH);
         let vanished = self.groups.iter().flat_map(|(_, pids)| pids).any(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
         let names = backend.components();
@@ -414,7 +432,7 @@ impl Default for ProcSampler {
 impl ProcSampler {
     /// Sample until cancelled. Each tick runs on a blocking thread (file I/O), including
     /// writing its samples, and its CPU time is added to `sampler_cpu_seconds`.
-    pub async fn run(self, backend: Arc<dyn Backend>, recorder: Recorder, sink: SampleSink, stop: CancellationToken) {
+    pub async fn run(self, backend: Arc<dyn ProcessTable>, recorder: Recorder, sink: SampleSink, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut own_cpu = 0.0_f64;
@@ -482,38 +500,16 @@ mod tests {
         assert_eq!(count_children(&[ps(100, 1, 100)], &[(100, 1)]), 0);
     }
 
-    /// A backend with one component whose pids the test sets; counts `processes` calls.
+    /// A process table with one component whose pids the test sets; counts `processes` calls.
     struct Fixed(std::sync::Mutex<(Vec<u32>, u32)>);
-    #[async_trait::async_trait]
-    impl Backend for Fixed {
-        fn name(&self) -> &'static str {
-            "fixed"
-        }
-        async fn deploy(&self, _: crate::backend::ComponentSpec) -> anyhow::Result<()> {
-            Ok(())
-        }
-        async fn signal(&self, _: &str, _: crate::backend::ProcessSignal) -> anyhow::Result<()> {
-            Ok(())
-        }
-        async fn stop(&self, _: &str) -> anyhow::Result<()> {
-            Ok(())
-        }
-        fn log_path(&self, _: &str) -> Option<std::path::PathBuf> {
-            None
-        }
+    impl ProcessTable for Fixed {
         fn processes(&self, _: &str) -> Vec<u32> {
             let mut g = self.0.lock().unwrap();
             g.1 += 1;
             g.0.clone()
         }
-        fn status(&self, _: &str) -> Option<crate::backend::ComponentStatus> {
-            None
-        }
         fn components(&self) -> Vec<String> {
             vec!["hub".into()]
-        }
-        async fn teardown(&self) -> Vec<String> {
-            Vec::new()
         }
     }
 
@@ -538,7 +534,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sampler_writes_every_metric_and_its_own_cost() {
-        let backend: Arc<dyn Backend> = Arc::new(Fixed(std::sync::Mutex::new((vec![std::process::id()], 0))));
+        let backend: Arc<dyn ProcessTable> = Arc::new(Fixed(std::sync::Mutex::new((vec![std::process::id()], 0))));
         let recorder = Recorder::in_memory(Instant::now());
         let sink = SampleSink::default();
         let stop = CancellationToken::new();

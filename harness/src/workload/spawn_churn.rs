@@ -277,23 +277,7 @@ impl Workload for SpawnChurn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use std::convert::Infallible;
-    use std::net::{Ipv4Addr, SocketAddr};
-    use std::sync::{Arc, Mutex};
-    use std::time::Instant;
-
-    use bytes::Bytes;
-    use http_body_util::Full;
-    use hyper::server::conn::http1;
-    use hyper::{Request, Response};
-    use hyper_util::rt::TokioIo;
-
-    use crate::backend::{Backend, ComponentSpec, ComponentStatus, ProcessSignal};
-    use crate::env::HubEndpoints;
-    use crate::observe::history::Recorder;
-    use crate::observe::recorder::{RecordingProxy, Upstream};
-    use crate::observe::samples::SampleSink;
+    use crate::testkit::FakeHub;
 
     #[test]
     fn users_are_named_by_prefix() {
@@ -303,120 +287,9 @@ mod tests {
         assert_eq!(SPAWN_CYCLE, "spawn-cycle");
     }
 
-    struct NoBackend;
-    #[async_trait]
-    impl Backend for NoBackend {
-        fn name(&self) -> &'static str {
-            "none"
-        }
-        async fn deploy(&self, _: ComponentSpec) -> anyhow::Result<()> {
-            Ok(())
-        }
-        async fn signal(&self, _: &str, _: ProcessSignal) -> anyhow::Result<()> {
-            Ok(())
-        }
-        async fn stop(&self, _: &str) -> anyhow::Result<()> {
-            Ok(())
-        }
-        fn log_path(&self, _: &str) -> Option<std::path::PathBuf> {
-            None
-        }
-        fn processes(&self, _: &str) -> Vec<u32> {
-            Vec::new()
-        }
-        fn status(&self, _: &str) -> Option<ComponentStatus> {
-            None
-        }
-        fn components(&self) -> Vec<String> {
-            Vec::new()
-        }
-        async fn teardown(&self) -> Vec<String> {
-            Vec::new()
-        }
-    }
-
-    /// A hub and proxy in one: servers start at once; a stop is pending for one poll.
-    #[derive(Clone, Default)]
-    struct FakeHub {
-        /// user -> (running, polls left while stopping)
-        servers: Arc<Mutex<HashMap<String, (bool, u32)>>>,
-        /// The proxy never routes to a server (the hub's "not running" redirect).
-        unroutable: Arc<std::sync::atomic::AtomicBool>,
-    }
-
-    impl FakeHub {
-        fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-            let path = req.uri().path().to_string();
-            let method = req.method().as_str().to_string();
-            let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-            let mut servers = self.servers.lock().unwrap();
-            let (status, body) = match (method.as_str(), parts.as_slice()) {
-                ("POST", ["hub", "api", "users"]) => (201, "[]".to_string()),
-                ("POST", ["hub", "api", "users", u, "server"]) => {
-                    servers.insert(u.to_string(), (true, 0));
-                    (201, String::new())
-                }
-                ("DELETE", ["hub", "api", "users", u, "server"]) => {
-                    servers.insert(u.to_string(), (false, 1));
-                    (202, String::new())
-                }
-                ("POST", ["hub", "api", "users", _, "activity"]) => (200, String::new()),
-                ("GET", ["hub", "api", "users", u]) => {
-                    let e = servers.entry(u.to_string()).or_insert((false, 0));
-                    let listed = e.0 || e.1 > 0;
-                    e.1 = e.1.saturating_sub(1);
-                    let s = if listed { r#"{"": {"ready": true}}"# } else { "{}" };
-                    (200, format!(r#"{{"name": "{u}", "servers": {s}}}"#))
-                }
-                ("GET", ["user", u, "api"])
-                    if !self.unroutable.load(std::sync::atomic::Ordering::SeqCst) && servers.get(*u).is_some_and(|s| s.0) =>
-                {
-                    (200, r#"{"version": "2.0"}"#.into())
-                }
-                ("GET", ["user", _, "api"]) => (302, String::new()),
-                _ => (404, String::new()),
-            };
-            let mut r = Response::new(Full::new(Bytes::from(body)));
-            *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-            r
-        }
-
-        async fn serve(&self) -> SocketAddr {
-            let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let this = self.clone();
-            tokio::spawn(async move {
-                while let Ok((s, _)) = listener.accept().await {
-                    let this = this.clone();
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(move |req| {
-                            let r = this.handle(req);
-                            async move { Ok::<_, Infallible>(r) }
-                        });
-                        let _ = http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
-                    });
-                }
-            });
-            addr
-        }
-    }
-
-    async fn env_with_fake_hub() -> (Env, FakeHub) {
-        let fake = FakeHub::default();
-        let addr = fake.serve().await;
-        let recorder = Recorder::in_memory(Instant::now());
-        let env = Env::new(
-            "test".into(),
-            std::env::temp_dir(),
-            1,
-            Arc::new(NoBackend),
-            recorder.clone(),
-            SampleSink::default(),
-            CancellationToken::new(),
-        );
-        let proxy = RecordingProxy::start("hub", Upstream::Tcp(addr), recorder).unwrap();
-        env.set_hub(HubEndpoints::new(addr, format!("http://{addr}"), String::new(), String::new(), "tok".into(), "tok".into(), proxy));
-        (env, fake)
+    async fn env_with_fake_hub() -> (Env, FakeHub, tempfile::TempDir) {
+        let (env, hub, _backend, dir) = crate::testkit::env_with_fake_hub().await;
+        (env, hub, dir)
     }
 
     fn ops(env: &Env, name: &str) -> Vec<OpRecord> {
@@ -425,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_step_and_every_cycle_is_an_op() {
-        let (env, fake) = env_with_fake_hub().await;
+        let (env, fake, _dir) = env_with_fake_hub().await;
         let w = SpawnChurn { users: 2, cycles: Some(3), quiet_before: Duration::ZERO, ..Default::default() };
         tokio::time::timeout(Duration::from_secs(20), w.run(&env, CancellationToken::new())).await.unwrap().unwrap();
         for op in [START_SERVER, REACH_SERVER, POST_ACTIVITY, STOP_SERVER, SPAWN_CYCLE] {
@@ -442,7 +315,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_that_never_answers_fails_the_cycle_and_is_still_stopped() {
-        let (env, fake) = env_with_fake_hub().await;
+        let (env, fake, _dir) = env_with_fake_hub().await;
         fake.unroutable.store(true, std::sync::atomic::Ordering::SeqCst);
         let w = SpawnChurn {
             users: 1,
@@ -465,7 +338,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_stop_token_ends_it_and_leaves_no_server_running() {
-        let (env, fake) = env_with_fake_hub().await;
+        let (env, fake, _dir) = env_with_fake_hub().await;
         let w = SpawnChurn { users: 2, cycles: None, quiet_before: Duration::ZERO, ..Default::default() };
         let stop = CancellationToken::new();
         let s2 = stop.clone();

@@ -1,9 +1,9 @@
-//! The `local` backend: every component is a real program in its own process group on
-//! 127.0.0.1, supervised like a pod with `restartPolicy: Always`.
+//! The local backend's supervisor: every component is a real program in its own process
+//! group on 127.0.0.1, supervised like a pod with `restartPolicy: Always`.
 //!
 //! - Output of each component is appended to `logs/<name>.log` in the run dir.
 //! - Every process gets `HUBCHAOS_RUN_ID` in its environment, and every process group is
-//!   written to the run's marker (see [`crate::sweep`]), so a run killed with SIGKILL is swept
+//!   written to the run's marker (see [`super::sweep`]), so a run killed with SIGKILL is swept
 //!   by the next one without guessing by name.
 //! - An exit is recorded as a [`RestartEvent`]; a crash loop is visible to checks.
 
@@ -15,16 +15,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use async_trait::async_trait;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, ComponentSpec, ComponentStatus, ProcessSignal, Readiness, RestartPolicy};
+use super::spec::{ComponentSpec, Readiness, RestartPolicy};
+use super::sweep::RunMarker;
+use crate::backend::{ComponentStatus, ProcessSignal};
 use crate::observe::history::{Event, Recorder, RestartEvent};
-use crate::sweep::RunMarker;
 
 /// First back-off; doubles per quick exit, as kubelet's CrashLoopBackOff does (10 s → 5 min
 /// there; scaled down here so scenarios stay short).
@@ -50,7 +50,7 @@ struct Supervised {
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
-pub struct LocalBackend {
+pub struct Supervisor {
     run_id: String,
     logs_dir: PathBuf,
     recorder: Recorder,
@@ -58,7 +58,7 @@ pub struct LocalBackend {
     components: Mutex<Vec<(String, Arc<Supervised>)>>,
 }
 
-impl LocalBackend {
+impl Supervisor {
     pub fn new(run_id: &str, logs_dir: PathBuf, recorder: Recorder, marker: Arc<Mutex<RunMarker>>) -> Self {
         Self { run_id: run_id.to_string(), logs_dir, recorder, marker, components: Mutex::new(Vec::new()) }
     }
@@ -68,7 +68,7 @@ impl LocalBackend {
     }
 
     fn spawn_once(&self, spec: &ComponentSpec) -> anyhow::Result<tokio::process::Child> {
-        let log_path = self.logs_dir.join(format!("{}.log", spec.name));
+        let log_path = self.log_file(&spec.name);
         let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
         let mut cmd = Command::new(&spec.command.program);
         cmd.args(&spec.command.args)
@@ -183,6 +183,11 @@ impl LocalBackend {
         }
     }
 
+    /// Where `component`'s output is (or will be) appended.
+    pub fn log_file(&self, component: &str) -> PathBuf {
+        self.logs_dir.join(format!("{component}.log"))
+    }
+
     /// The last `n` lines of a component's log (for error messages).
     pub fn log_tail(&self, component: &str, n: usize) -> String {
         let path = self.logs_dir.join(format!("{component}.log"));
@@ -191,8 +196,9 @@ impl LocalBackend {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    /// Start a component under supervision (the `Backend::deploy` of an `Arc<LocalBackend>`).
-    pub async fn deploy_arc(self: &Arc<Self>, spec: ComponentSpec) -> anyhow::Result<()> {
+    /// Start a component under supervision and wait (bounded by `spec.ready_within`) until
+    /// it is ready.
+    pub async fn deploy(self: &Arc<Self>, spec: ComponentSpec) -> anyhow::Result<()> {
         if self.get(&spec.name).is_some() {
             bail!("component {} is already deployed in this run", spec.name);
         }
@@ -249,18 +255,9 @@ fn to_signal(s: ProcessSignal) -> Signal {
     }
 }
 
-/// `Backend` for the shared handle (the supervisor tasks need an `Arc<Self>`).
-#[async_trait]
-impl Backend for Arc<LocalBackend> {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
-    async fn deploy(&self, spec: ComponentSpec) -> anyhow::Result<()> {
-        self.deploy_arc(spec).await
-    }
-
-    async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {
+impl Supervisor {
+    /// Send `signal` to the component's process group.
+    pub async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {
         let sup = self.get(component).with_context(|| format!("no component named {component}"))?;
         let pid = sup.state.lock().unwrap().pid.with_context(|| format!("{component} has no process now"))?;
         killpg(Pid::from_raw(pid as i32), to_signal(signal)).with_context(|| format!("signalling {component} (pgid {pid})"))?;
@@ -273,7 +270,8 @@ impl Backend for Arc<LocalBackend> {
         Ok(())
     }
 
-    async fn stop(&self, component: &str) -> anyhow::Result<()> {
+    /// Stop a component for good (no restart): SIGTERM, grace, SIGKILL; bounded.
+    pub async fn stop(&self, component: &str) -> anyhow::Result<()> {
         let sup = self.get(component).with_context(|| format!("no component named {component}"))?;
         sup.stop.cancel();
         let task = sup.task.lock().unwrap().take();
@@ -285,31 +283,35 @@ impl Backend for Arc<LocalBackend> {
         Ok(())
     }
 
-    fn log_path(&self, component: &str) -> Option<PathBuf> {
+    /// Where the component's output goes.
+    pub fn log_path(&self, component: &str) -> Option<PathBuf> {
         self.get(component).map(|_| self.logs_dir.join(format!("{component}.log")))
     }
 
-    fn processes(&self, component: &str) -> Vec<u32> {
+    /// The processes of the component's group now.
+    pub fn processes(&self, component: &str) -> Vec<u32> {
         let Some(sup) = self.get(component) else { return Vec::new() };
         let Some(pgid) = sup.state.lock().unwrap().pid else { return Vec::new() };
-        crate::sweep::processes_in_group(pgid)
+        super::sweep::processes_in_group(pgid)
     }
 
-    fn status(&self, component: &str) -> Option<ComponentStatus> {
+    pub fn status(&self, component: &str) -> Option<ComponentStatus> {
         let sup = self.get(component)?;
         let st = sup.state.lock().unwrap();
         Some(ComponentStatus { name: component.into(), pid: st.pid, restarts: st.restarts, running: st.running })
     }
 
-    fn components(&self) -> Vec<String> {
+    /// Names of deployed components, in deploy order.
+    pub fn components(&self) -> Vec<String> {
         self.components.lock().unwrap().iter().map(|(n, _)| n.clone()).collect()
     }
 
-    async fn teardown(&self) -> Vec<String> {
+    /// Stop every component, in reverse deploy order; errors collected, not thrown.
+    pub async fn teardown(&self) -> Vec<String> {
         let names: Vec<String> = self.components().into_iter().rev().collect();
         let mut errors = Vec::new();
         for name in names {
-            if let Err(e) = Backend::stop(self, &name).await {
+            if let Err(e) = self.stop(&name).await {
                 errors.push(format!("{name}: {e:#}"));
             }
         }

@@ -1,41 +1,28 @@
-//! Deploying the hub stack on the local backend (lifecycle step 3): seed the database, start
-//! the proxy, the hub, the recorder in front of the hub, then the culler pointed at the
-//! recorder. Each step is timed; the timings are a figure of every run.
+//! The hub stack on the local backend (lifecycle step 3): seed the database, start the proxy,
+//! the hub, the recorder in front of the hub; the culler, pointed at its own recorder
+//! listener, once the setup is in place. Each step is timed; the timings are a figure of
+//! every run.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde::Serialize;
 
+use super::overrides::apply_recorded;
+use super::supervisor::Supervisor;
+use crate::backend::DeployTimings;
 use crate::component::culler::CullerOptions;
 use crate::component::hub::HubOptions;
 use crate::component::hub::{seed_database, HubSettings, ServiceSetting, HARNESS_SCOPES};
 use crate::component::proxy::ProxyConfig;
 use crate::env::{Env, HubEndpoints};
 use crate::fault::DeployPlan;
+use crate::observe::evidence::RecordedGateway;
 use crate::observe::recorder::{RecordingProxy, Upstream};
 use crate::paths::fixtures_dir;
-use crate::profile::{ComponentName, Profile};
+use crate::profile::Profile;
 use crate::toolchain::Toolchain;
-
-/// How long each part took to become ready.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct DeployTimings {
-    pub seeded_users: u64,
-    pub seed_s: f64,
-    pub proxy_ready_s: f64,
-    pub hub_ready_s: f64,
-    pub culler_ready_s: f64,
-    /// Proxy + hub (+ culler when it is deployed), excluding seeding.
-    pub stack_ready_s: f64,
-}
-
-/// A free TCP port on 127.0.0.1 (bound, read, released: a small race with other pickers).
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(free_ports::<1>()?[0])
-}
 
 /// `N` distinct free ports: all held open until every one is picked (picking them one at a
 /// time can return the same port twice: seen here, CHP's public and API ports collided).
@@ -56,19 +43,22 @@ pub fn random_token(env: &Env) -> String {
     hex::encode(bytes)
 }
 
-fn overridden(profile: Option<&Profile>, name: ComponentName, spec: &mut crate::backend::ComponentSpec) {
-    if let Some(p) = profile {
-        p.apply(name, &mut spec.command);
-    }
+/// What the local hub stack needs to deploy, besides the scenario's options.
+pub struct StackInputs<'a> {
+    pub supervisor: &'a Arc<Supervisor>,
+    pub toolchain: &'a Toolchain,
+    pub profile: Option<&'a Profile>,
 }
 
+/// Seed, proxy, hub, recorder. Returns the timings and the culler's token (only the local
+/// culler, an external process, needs it).
 pub async fn deploy_hub_stack(
     env: &Env,
     hub_options: &HubOptions,
     plan: &DeployPlan,
-    toolchain: &Toolchain,
-    profile: Option<&Profile>,
-) -> anyhow::Result<DeployTimings> {
+    inputs: &StackInputs<'_>,
+) -> anyhow::Result<(DeployTimings, String)> {
+    let StackInputs { supervisor, toolchain, profile } = inputs;
     let mut timings = DeployTimings::default();
     let hub_dir = env.run_dir.join("hub");
     std::fs::create_dir_all(&hub_dir)?;
@@ -92,8 +82,8 @@ pub async fn deploy_hub_stack(
     };
     let started = Instant::now();
     let mut spec = proxy.spec(&env.run_dir);
-    overridden(profile, ComponentName::Proxy, &mut spec);
-    env.backend.deploy(spec).await?;
+    apply_recorded(&mut spec, *profile, plan, &env.recorder);
+    supervisor.deploy(spec).await?;
     timings.proxy_ready_s = started.elapsed().as_secs_f64();
 
     let harness_token = random_token(env);
@@ -134,50 +124,49 @@ pub async fn deploy_hub_stack(
     settings.write(&settings_path)?;
     let hub_started = Instant::now();
     let mut spec = settings.spec(&toolchain.venv_bin("jupyterhub"), &fixtures_dir().join("hub/jupyterhub_config.py"), &settings_path);
-    overridden(profile, ComponentName::Hub, &mut spec);
-    env.backend.deploy(spec).await?;
+    apply_recorded(&mut spec, *profile, plan, &env.recorder);
+    supervisor.deploy(spec).await?;
     timings.hub_ready_s = hub_started.elapsed().as_secs_f64();
 
     let hub_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, hub_port));
-    let recorder = RecordingProxy::start("hub", Upstream::Tcp(hub_addr), env.recorder.clone())?;
-    env.set_hub(HubEndpoints::new(
+    let gateway = Arc::new(RecordedGateway::new(RecordingProxy::start("hub", Upstream::Tcp(hub_addr), env.recorder.clone())?));
+    env.add_request_source(gateway.clone());
+    env.set_hub(HubEndpoints {
         hub_addr,
-        proxy.public_url(),
-        proxy.api_url(),
-        proxy.auth_token.clone(),
+        public_url: proxy.public_url(),
+        proxy_api_url: proxy.api_url(),
+        proxy_auth_token: proxy.auth_token.clone(),
         harness_token,
-        culler_token,
-        recorder,
-    ));
+        gateway,
+    });
 
     timings.stack_ready_s = started.elapsed().as_secs_f64();
-    Ok(timings)
+    Ok((timings, culler_token))
 }
 
 /// Start the culler, pointed at its own recorder listener. The runner starts it once the
 /// setup is in place: as in 2018, the (new) culler arrives at a hub where users have piled up.
 /// Returns how long it took to be ready.
-pub async fn deploy_culler(env: &Env, culler: &CullerOptions, toolchain: &Toolchain, profile: Option<&Profile>) -> anyhow::Result<f64> {
+pub async fn deploy_culler(
+    env: &Env,
+    culler: &CullerOptions,
+    plan: &DeployPlan,
+    token: &str,
+    inputs: &StackInputs<'_>,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let hub = env.hub()?;
-    let url = hub.api_url("culler").await?;
-    let mut spec = culler.spec(&toolchain.python(), &url, &hub.culler_token, &env.run_dir);
-    overridden(profile, ComponentName::Culler, &mut spec);
-    env.backend.deploy(spec).await?;
-    Ok(started.elapsed().as_secs_f64())
+    let url = env.hub()?.api_url("culler").await?;
+    let mut spec = culler.spec(&inputs.toolchain.python(), &url, token, &env.run_dir);
+    apply_recorded(&mut spec, inputs.profile, plan, &env.recorder);
+    inputs.supervisor.deploy(spec).await?;
+    Ok(started.elapsed())
 }
 
 fn strings(s: &[&str]) -> Vec<String> {
     s.iter().map(|s| s.to_string()).collect()
 }
 
-/// The culler's default options for scenarios: rounds every few seconds so a scenario sees
-/// many rounds in a short window.
+/// The culler's options for the startup benchmark: rounds every few seconds.
 pub fn quick_culler() -> CullerOptions {
     CullerOptions { timeout: Duration::from_secs(60), cull_every: Duration::from_secs(5), ..Default::default() }
-}
-
-/// Where a component's log ends up in the run dir.
-pub fn log_file(run_dir: &Path, component: &str) -> std::path::PathBuf {
-    run_dir.join("logs").join(format!("{component}.log"))
 }

@@ -6,7 +6,7 @@
 //! (`program` with `args` as argv[1..], `env` added to the backend's base environment).
 //!
 //! ```
-//! use hubchaos::component::command::CommandSpec;
+//! use hubchaos::backend::local::command::CommandSpec;
 //!
 //! // `python -m jupyterhub_idle_culler --url=... --timeout=600`: the first two args select
 //! // *what* runs, so a profile's `command` replaces them together with the program.

@@ -1,0 +1,252 @@
+//! The `local` backend: every component is a real program in its own supervised process group
+//! on 127.0.0.1 ([`supervisor`]), started from a process recipe ([`spec`], [`command`]) that
+//! the one override function edits ([`overrides`]); the hub stack ([`hub_stack`]) and the node
+//! ([`node`]) are its two deployments. Every process carries the run's id and the run's marker
+//! names every process group, mount and path it made ([`sweep`]), so a run killed at any point
+//! is swept by the next one.
+
+pub mod command;
+pub mod hub_stack;
+pub mod node;
+pub mod overrides;
+pub mod spec;
+pub mod supervisor;
+pub mod sweep;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use self::hub_stack::{deploy_culler, deploy_hub_stack, StackInputs};
+use self::node::NodeHandle;
+use self::supervisor::Supervisor;
+use self::sweep::{end_run_processes, sweep_abandoned, RunMarker, SweepReport};
+use super::{Backend, BackendError, BackendKind, ComponentStatus, DeployTimings, Deployed, ProcessSignal, RunContext, SamplerTask};
+use crate::env::Env;
+use crate::fault::DeployPlan;
+use crate::observe::procfs::ProcSampler;
+use crate::observe::residue::ResidueSampler;
+use crate::profile::Profile;
+use crate::scenario::{Deployment, Needs, Scenario};
+use crate::toolchain::{EnsureOptions, Pins, Toolchain};
+
+/// The local backend before a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Local;
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The first need this machine cannot meet, as a reason to skip. Docker is not judged here:
+/// `open` installs it when root.
+fn missing(needs: &Needs) -> Option<String> {
+    if needs.root && !is_root() {
+        return Some(crate::component::node_disk::requires_root().err().unwrap_or_default());
+    }
+    if needs.binderhub && std::env::var_os("HUBCHAOS_BINDERHUB").is_none() {
+        return Some("needs BinderHub: set HUBCHAOS_BINDERHUB to a wheel, a source dir or a pip spec".into());
+    }
+    None
+}
+
+#[async_trait]
+impl BackendKind for Local {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn cannot_run(&self, scenario: &Scenario) -> Option<String> {
+        missing(&scenario.needs)
+    }
+
+    /// Skip reasons first, then docker (installed when root and missing), the sweep of
+    /// abandoned runs, the pinned toolchain, and this run's marker.
+    async fn open(&self, needs: &Needs, ctx: RunContext) -> Result<Arc<dyn Backend>, BackendError> {
+        if let Some(reason) = missing(needs) {
+            return Err(BackendError::Missing(reason));
+        }
+        if needs.docker {
+            match tokio::task::spawn_blocking(crate::component::dockerd::ensure_docker_installed).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(reason)) => return Err(BackendError::Missing(reason)),
+                Err(e) => return Err(BackendError::deploy(e)),
+            }
+        }
+        let swept = sweep_abandoned();
+        if !swept.is_empty() {
+            eprintln!("hubchaos: {}", swept.describe());
+        }
+        let toolchain = ensure_toolchain(ctx.profile.as_ref(), ctx.progress).await.map_err(BackendError::Deploy)?;
+        let marker = RunMarker::create(&ctx.run_id, &ctx.run_dir)
+            .map_err(|e| BackendError::Deploy(anyhow::anyhow!("writing the run marker: {e}")))?;
+        Ok(Arc::new(LocalBackend::new(ctx, toolchain, marker)))
+    }
+}
+
+/// The pinned components' environment, with the profile's pin overrides.
+pub async fn ensure_toolchain(profile: Option<&Profile>, progress: bool) -> anyhow::Result<Toolchain> {
+    let base = Pins::load_default()?;
+    let pins = match profile {
+        Some(p) => p.pins(&base),
+        None => base,
+    };
+    Ok(tokio::task::spawn_blocking(move || Toolchain::ensure(&pins, EnsureOptions { progress })).await??)
+}
+
+/// The local backend opened for one run.
+pub struct LocalBackend {
+    run_id: String,
+    run_dir: PathBuf,
+    supervisor: Arc<Supervisor>,
+    marker: Arc<Mutex<RunMarker>>,
+    toolchain: Toolchain,
+    profile: Option<Profile>,
+    /// The culler's hub token: only the local culler (an external process) needs it.
+    culler_token: OnceLock<String>,
+    node: OnceLock<NodeHandle>,
+    /// Ends the node's log watcher with the samplers.
+    node_stop: CancellationToken,
+}
+
+impl LocalBackend {
+    pub fn new(ctx: RunContext, toolchain: Toolchain, marker: RunMarker) -> Self {
+        let marker = Arc::new(Mutex::new(marker));
+        let supervisor = Arc::new(Supervisor::new(&ctx.run_id, ctx.run_dir.join("logs"), ctx.recorder.clone(), marker.clone()));
+        Self {
+            run_id: ctx.run_id,
+            run_dir: ctx.run_dir,
+            supervisor,
+            marker,
+            toolchain,
+            profile: ctx.profile,
+            culler_token: OnceLock::new(),
+            node: OnceLock::new(),
+            node_stop: CancellationToken::new(),
+        }
+    }
+
+    fn inputs(&self) -> StackInputs<'_> {
+        StackInputs { supervisor: &self.supervisor, toolchain: &self.toolchain, profile: self.profile.as_ref() }
+    }
+
+    /// The supervisor (for tests of the local backend).
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
+    }
+
+    /// The run's marker (what a sweep of this run would end and remove).
+    pub fn marker(&self) -> &Arc<Mutex<RunMarker>> {
+        &self.marker
+    }
+
+    /// The deployed node, if the scenario declared one.
+    pub fn node(&self) -> Option<&NodeHandle> {
+        self.node.get()
+    }
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    /// The node first (disk, dockerd, recorder, images, cleaner), then the hub stack (its
+    /// database seeded first for faults that need it: proxy, hub, recorder).
+    async fn deploy(&self, env: &Env, deployment: &Deployment, plan: &DeployPlan) -> Result<Deployed, BackendError> {
+        let mut timings = DeployTimings::default();
+        if let Some(options) = &deployment.node {
+            let started = std::time::Instant::now();
+            let node =
+                node::deploy_node(env, self, options, plan).await.map_err(|e| BackendError::Deploy(e.context("deploying the node")))?;
+            timings.node_ready_s = started.elapsed().as_secs_f64();
+            let _ = self.node.set(node);
+        }
+        if let Some(hub) = &deployment.hub {
+            let (t, culler_token) = deploy_hub_stack(env, hub, plan, &self.inputs()).await.map_err(BackendError::Deploy)?;
+            let _ = self.culler_token.set(culler_token);
+            timings = DeployTimings { node_ready_s: timings.node_ready_s, ..t };
+        }
+        Ok(Deployed { components: self.supervisor.components(), timings })
+    }
+
+    async fn deploy_after_setup(&self, env: &Env, deployment: &Deployment, plan: &DeployPlan) -> Result<Duration, BackendError> {
+        let Some(culler) = &deployment.culler else { return Ok(Duration::ZERO) };
+        let token =
+            self.culler_token.get().ok_or_else(|| BackendError::Deploy(anyhow::anyhow!("a culler needs the hub: declare `deploy.hub`")))?;
+        deploy_culler(env, culler, plan, token, &self.inputs()).await.map_err(|e| BackendError::Deploy(e.context("deploying the culler")))
+    }
+
+    fn samplers(&self, env: &Env, every: Duration, stop: &CancellationToken) -> Vec<SamplerTask> {
+        let mut tasks: Vec<SamplerTask> =
+            vec![Box::pin(ProcSampler { every }.run(self.supervisor.clone(), env.recorder.clone(), env.samples.clone(), stop.clone()))];
+        if let Some(node) = self.node.get() {
+            let (disk, docker) = node.samplers(every);
+            tasks.push(Box::pin(disk.run(env.recorder.clone(), env.samples.clone(), stop.clone())));
+            tasks.push(Box::pin(docker.run(env.recorder.clone(), env.samples.clone(), stop.clone())));
+            // The node's log watcher ends with the samplers.
+            let (stop, node_stop) = (stop.clone(), self.node_stop.clone());
+            tasks.push(Box::pin(async move {
+                stop.cancelled().await;
+                node_stop.cancel();
+            }));
+        }
+        if env.hub().is_ok() {
+            tasks.push(Box::pin(ResidueSampler::local_hub(&self.run_dir, every).run(
+                env.recorder.clone(),
+                env.samples.clone(),
+                stop.clone(),
+            )));
+        }
+        tasks
+    }
+
+    fn log_path(&self, component: &str) -> Option<PathBuf> {
+        self.supervisor.log_path(component)
+    }
+
+    async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {
+        self.supervisor.signal(component, signal).await
+    }
+
+    async fn stop(&self, component: &str) -> anyhow::Result<()> {
+        self.supervisor.stop(component).await
+    }
+
+    fn status(&self, component: &str) -> Option<ComponentStatus> {
+        self.supervisor.status(component)
+    }
+
+    fn components(&self) -> Vec<String> {
+        self.supervisor.components()
+    }
+
+    async fn stop_components(&self) -> Vec<String> {
+        self.node_stop.cancel();
+        self.supervisor.teardown().await
+    }
+
+    /// Anything still carrying the run's id (a single-user server that outlived the hub), then
+    /// the marker.
+    async fn release(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut swept = SweepReport::default();
+        end_run_processes(&self.run_id, &mut swept);
+        if !swept.processes_ended.is_empty() {
+            errors.push(format!(
+                "{} process(es) of the run outlived their component and were killed: {:?}",
+                swept.processes_ended.len(),
+                swept.processes_ended
+            ));
+        }
+        errors.extend(swept.errors);
+        if let Err(e) = self.marker.lock().unwrap().remove() {
+            errors.push(format!("removing the run marker: {e}"));
+        }
+        errors
+    }
+}
