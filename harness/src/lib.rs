@@ -37,6 +37,7 @@ pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod stats;
 pub mod sweep;
 pub mod toolchain;
 pub mod workload;
