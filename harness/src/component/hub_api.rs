@@ -136,10 +136,6 @@ impl HubApi {
         Ok(resp.status().as_u16())
     }
 
-    pub async fn delete_user(&self, user: &str) -> anyhow::Result<u16> {
-        Ok(self.req(reqwest::Method::DELETE, &format!("/users/{}", name_segment(user))).send().await?.status().as_u16())
-    }
-
     /// POST /users/{name}/activity: the way a service marks a user (and servers) active or
     /// idle. The hub keeps the newest timestamp it was given.
     pub async fn post_activity(&self, user: &str, servers: &[&str], when: std::time::SystemTime) -> anyhow::Result<()> {
