@@ -261,7 +261,8 @@ mod tests {
 
     #[test]
     fn a_100kb_leak_is_caught_within_150_spawns_through_noise() {
-        // The figure: 100 KiB/spawn against a 60 KiB limit, noise of a few MB.
+        // The leak the soak limit is set to catch: 100 KiB/spawn against 60 KiB
+        // (`soak::RSS_PER_SPAWN`), through noise of a few MB.
         let h = churn(150, 100.0 * 1024.0, 2e6);
         let r = LeakSlope::new("hub", "rss_bytes", 60.0 * 1024.0).check(&h);
         assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);

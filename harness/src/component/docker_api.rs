@@ -8,13 +8,16 @@
 //!   two runs (or a run and the user's own docker) cannot each get their own daemon; and when
 //!   `POST /containers/create` answers 404 it pulls the image, which here must never happen.
 //!   Both are visible in its `core/env/config.rs` and `runners/async_runner.rs`.
-//! - bollard (which testcontainers wraps) pulls in its own TLS stack; the harness needs none
-//!   for a unix socket, and DESIGN §7 asks for one crypto provider everywhere.
+//! - bollard (which testcontainers wraps) could do it: it connects to a given unix socket, and
+//!   its TLS is an optional feature. It is left out because the harness needs ten endpoints,
+//!   and bollard would add `bollard-stubs` (models generated from the whole Engine API) to
+//!   every build, and send paths versioned with its own API version, which an older daemon
+//!   (dockerd 20.10 speaks 1.41) refuses unless the client negotiates down first.
 //! - the `docker` CLI is a second program to find, version-match and parse the output of.
 //!
 //! hyper is already here (the recording proxy), and one HTTP/1 connection per request over a
-//! `UnixStream` is all a harness needs: no pool, no TLS, ~150 lines. Paths are unversioned
-//! (the daemon answers with its own API version), so one client serves dockerd 20.10 and newer.
+//! `UnixStream` is all a harness needs: no pool, no TLS. Paths are unversioned (the daemon
+//! answers with its own API version), so one client serves dockerd 20.10 and newer.
 //!
 //! Every non-2xx answer becomes a [`DockerError`] that keeps the daemon's own message verbatim
 //! (e.g. `write /f: no space left on device`), because scenarios report it in those words.

@@ -191,7 +191,7 @@ mod tests {
         let cycle = Regex::new(CYCLE_LINE).unwrap();
         let deleted = Regex::new(DELETED_LINE).unwrap();
         let error = Regex::new(ERROR_LINE).unwrap();
-        // Lines from a real run (see the issue-4 report).
+        // Lines 1.0.0b3 printed in a run here.
         assert!(cycle.is_match("2026-11-22 03:07:23,133 11.5% used"));
         assert!(cycle.is_match("2026-11-22 03:07:23,133 0.02GB used"));
         assert!(!cycle.is_match("2026-11-22 03:07:18,089 Pruning docker images when /d has 5.0% inodes or blocks used"));

@@ -2,7 +2,7 @@
 //! harness's dockerd without any registry, labelled `hubchaos.run=<run id>` so the harness can
 //! find and remove them; and the containers that keep an image in use.
 //!
-//! How (measured offline on dockerd 20.10, see the issue-4 report):
+//! How (measured offline on dockerd 20.10):
 //! - one layer: `POST /images/create?fromSrc=-` (`docker import`) of a generated tar. The
 //!   daemon streams the tar straight into the new layer: an image of N bytes needs N bytes.
 //! - several layers: `POST /images/load` (`docker load`) of a generated image archive

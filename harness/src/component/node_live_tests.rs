@@ -1,6 +1,7 @@
 //! The node stack for real, end to end: node disk -> dockerd -> recorder on the docker socket
 //! -> image factory -> fill-disk -> the real docker-image-cleaner -> checks -> teardown, and
-//! nothing left behind. Prints the measurements of the issue-4 report.
+//! nothing left behind. Prints each measurement on a `MEASURE` line: disk and dockerd start,
+//! image builds, fills, the cleaner's reaction, ENOSPC messages, dockerd's restart, teardown.
 //!
 //! Ignored by default: needs root, Debian's docker.io (`make deps`) and a
 //! docker-image-cleaner (`HUBCHAOS_TEST_IMAGE_CLEANER=<path of the console script>`, else the
