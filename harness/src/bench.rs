@@ -64,6 +64,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::observe::history::{secs, Recorder};
 use crate::observe::recorder::{RecordingProxy, Upstream};
+use crate::stats::median;
 
 /// Throughput goal: proxied req/s at least this fraction of direct req/s.
 pub const THROUGHPUT_GOAL: f64 = 0.8;
@@ -348,10 +349,12 @@ pub async fn recorder_bench_against(upstream: SocketAddr, path: &str, opts: Benc
     }
     proxy.shutdown().await;
 
-    let direct_median_rps = median(&direct_rps);
-    let proxied_median_rps = median(&proxied_rps);
-    let direct_cpu_per_request = Duration::from_secs_f64(median(&direct_cpu));
-    let proxied_cpu_per_request = Duration::from_secs_f64(median(&proxied_cpu));
+    // `validate` asks for at least one round, so every side has a median.
+    let mid = |v: &[f64]| median(v).context("no throughput rounds");
+    let direct_median_rps = mid(&direct_rps)?;
+    let proxied_median_rps = mid(&proxied_rps)?;
+    let direct_cpu_per_request = Duration::from_secs_f64(mid(&direct_cpu)?);
+    let proxied_cpu_per_request = Duration::from_secs_f64(mid(&proxied_cpu)?);
     let ratio = if direct_median_rps > 0.0 { proxied_median_rps / direct_median_rps } else { 0.0 };
     let added_p50 = proxied_lat.p50.saturating_sub(direct_lat.p50);
     let added_p99 = proxied_lat.p99.saturating_sub(direct_lat.p99);
@@ -413,16 +416,6 @@ fn process_cpu() -> Option<Duration> {
     let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
     let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
     Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// Run `make()` to completion on a fresh OS thread with its own `current_thread` runtime.
@@ -709,13 +702,6 @@ mod tests {
         for b in bad {
             assert!(b.validate().is_err(), "{b:?}");
         }
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0]), 2.5);
-        assert_eq!(median(&[]), 0.0);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod stats;
 pub mod toolchain;
 pub mod workload;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::check::leak_slope::{ols, show_value, slope_points, spawn_completions, t_quantile};
+use crate::check::leak_slope::{show_value, slope_points, spawn_completions};
 use crate::check::{LeakSlope, ReturnsToBaseline};
 use crate::component::hub::HubOptions;
 use crate::observe::history::History;
@@ -20,6 +20,7 @@ use crate::observe::procfs::{OPEN_FDS, RSS_BYTES, THREADS};
 use crate::observe::samples::SampleSink;
 use crate::probe::HubAnswers;
 use crate::scenario::{Deployment, Scenario, SteadyState};
+use crate::stats::ols;
 use crate::workload::SpawnChurn;
 
 /// Users cycling their servers at once.
@@ -75,8 +76,8 @@ pub struct SlopeEstimate {
 impl SlopeEstimate {
     pub fn fit(points: &[(f64, f64)]) -> Option<Self> {
         let fit = ols(points)?;
-        let t = t_quantile(0.975, (fit.n - 2) as f64);
-        Some(Self { slope: fit.slope, se: fit.se, ci_low: fit.slope - t * fit.se, ci_high: fit.slope + t * fit.se, points: fit.n })
+        let (ci_low, ci_high) = fit.slope_interval(0.95);
+        Some(Self { slope: fit.slope, se: fit.se, ci_low, ci_high, points: fit.n })
     }
 }
 

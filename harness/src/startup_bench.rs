@@ -17,6 +17,7 @@ use crate::observe::history::Recorder;
 use crate::observe::samples::SampleSink;
 use crate::runner::{Session, SessionOptions};
 use crate::scenario::{Deployment, Needs};
+use crate::stats::median;
 use crate::toolchain::Toolchain;
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,16 +45,6 @@ impl StartupReport {
 
 fn fmt_list(v: &[f64]) -> String {
     v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", ")
-}
-
-pub fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
 }
 
 /// A local session of its own for one measured round (the same setup and teardown as a run).
@@ -165,6 +156,7 @@ pub async fn hub_recorder_bench(opts: crate::bench::BenchOptions) -> anyhow::Res
 }
 
 pub async fn startup_bench(rounds: usize) -> anyhow::Result<StartupReport> {
+    anyhow::ensure!(rounds >= 1, "rounds must be at least 1: a median of no starts is no figure");
     let toolchain = toolchain().await?;
     let dir = tempfile_dir()?;
     let mut stack_s = Vec::new();
@@ -176,7 +168,7 @@ pub async fn startup_bench(rounds: usize) -> anyhow::Result<StartupReport> {
         stack_s.push(stack_once(&dir, &format!("bench-stack-{}-{i}", std::process::id())).await?);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let (s, b) = (median(&stack_s), median(&bare_s));
+    let (Some(s), Some(b)) = (median(&stack_s), median(&bare_s)) else { bail!("no start was measured") };
     Ok(StartupReport { rounds, stack_s, bare_s, stack_median_s: s, bare_median_s: b, ratio: s / b })
 }
 
@@ -188,9 +180,9 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn median_of_odd_and_even() {
-        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(super::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    #[tokio::test]
+    async fn zero_rounds_is_an_error_not_a_nan_median() {
+        let e = super::startup_bench(0).await.unwrap_err().to_string();
+        assert!(e.starts_with("rounds must be at least 1"), "{e}");
     }
 }

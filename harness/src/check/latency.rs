@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::History;
+use crate::stats::nearest_rank;
 
 /// The `quantile` of the latencies of matching requests in the workload window (the whole
 /// history if the run recorded none) must be at most `max`. Fewer than `min_samples` matching
@@ -90,12 +91,6 @@ impl LatencyCeiling {
     }
 }
 
-/// Nearest-rank quantile of an ascending, non-empty slice.
-fn nearest_rank(sorted: &[Duration], q: f64) -> Duration {
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn fmt(d: Duration) -> String {
     format!("{:.3}s", d.as_secs_f64())
 }
@@ -130,9 +125,8 @@ impl Check for LatencyCeiling {
                 .figure("samples", latencies.len() as f64);
         }
         latencies.sort();
-        let value = nearest_rank(&latencies, self.quantile);
-        let median = nearest_rank(&latencies, 0.5);
-        let worst = *latencies.last().expect("non-empty");
+        let at = |q| nearest_rank(&latencies, q).expect("checked non-empty above");
+        let (value, median, worst) = (at(self.quantile), at(0.5), at(1.0));
         let summary = format!(
             "{q} of {} {what} {scope} was {} (median {}, max {}), limit {}",
             latencies.len(),
@@ -162,16 +156,6 @@ mod tests {
     /// 100 workload requests with latencies 10 ms, 20 ms, ..., 1000 ms.
     fn ramp() -> Vec<crate::observe::history::Entry> {
         (1..=100).map(|i| with_latency(req(10.0 + i as f64, "workload", "GET", USERS, "", 200), i as f64 / 100.0)).collect()
-    }
-
-    #[test]
-    fn nearest_rank_quantiles() {
-        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(nearest_rank(&v, 0.99), Duration::from_millis(99));
-        assert_eq!(nearest_rank(&v, 0.5), Duration::from_millis(50));
-        assert_eq!(nearest_rank(&v, 1.0), Duration::from_millis(100));
-        assert_eq!(nearest_rank(&v, 0.001), Duration::from_millis(1));
-        assert_eq!(nearest_rank(&v[..1], 0.99), Duration::from_millis(1));
     }
 
     #[test]

@@ -12,19 +12,16 @@
 //! the interval too narrow; set the limit above what a clean hub shows, not at zero.
 //! The slope against time (per minute) is reported too, for soak runs where the rate matters.
 //!
-//! The t quantile comes from `statrs` 0.18 without its default features (no nalgebra, no rand;
-//! it builds on the workspace's Rust 1.85, which 0.19 does not); the least-squares fit itself
-//! is the few lines of `ols` below, which also gives the slope's standard error.
+//! The fit and its interval are [`crate::stats::ols`] and [`crate::stats::Fit::slope_interval`].
 //!
 //! Unknown when there are fewer than `min_spawns` spawns after the warm-up, fewer than
 //! 3 points, or no spread in x.
 
 use std::time::Duration;
 
-use statrs::distribution::{ContinuousCDF, StudentsT};
-
 use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::{History, OpResult};
+use crate::stats::ols;
 
 /// The op a completed spawn is counted from (recorded by the `spawn-churn` workload).
 pub const SPAWN_CYCLE: &str = "spawn-cycle";
@@ -70,46 +67,6 @@ impl LeakSlope {
         self.label = label.into();
         self
     }
-}
-
-/// A least-squares fit of y on x.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fit {
-    pub slope: f64,
-    pub intercept: f64,
-    /// Standard error of the slope.
-    pub se: f64,
-    pub n: usize,
-}
-
-/// Ordinary least squares; None with fewer than 3 points or no spread in x.
-pub fn ols(points: &[(f64, f64)]) -> Option<Fit> {
-    let n = points.len();
-    if n < 3 {
-        return None;
-    }
-    let nf = n as f64;
-    let mx = points.iter().map(|p| p.0).sum::<f64>() / nf;
-    let my = points.iter().map(|p| p.1).sum::<f64>() / nf;
-    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    if sxx <= 0.0 {
-        return None;
-    }
-    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let slope = sxy / sxx;
-    let intercept = my - slope * mx;
-    let sse: f64 = points.iter().map(|p| (p.1 - intercept - slope * p.0).powi(2)).sum();
-    let se = (sse / (nf - 2.0) / sxx).sqrt();
-    Some(Fit { slope, intercept, se, n })
-}
-
-/// The `p` quantile (0 < p < 1) of Student's t with `df` degrees of freedom (`statrs`).
-pub fn t_quantile(p: f64, df: f64) -> f64 {
-    student_t(df).inverse_cdf(p)
-}
-
-fn student_t(df: f64) -> StudentsT {
-    StudentsT::new(0.0, 1.0, df).expect("Student's t needs df > 0: a fit has at least 3 points")
 }
 
 /// Spawns completed at each moment: completion times of Ok `spawn-cycle` ops, sorted.
@@ -214,8 +171,7 @@ impl Check for LeakSlope {
             )
             .figure("spawns", spawns as f64);
         };
-        let t = t_quantile(0.5 + self.confidence / 2.0, (fit.n - 2) as f64);
-        let (ci_low, ci_high) = (fit.slope - t * fit.se, fit.slope + t * fit.se);
+        let (ci_low, ci_high) = fit.slope_interval(self.confidence);
         let per_min = ols(&by_time).map(|f| f.slope * 60.0).unwrap_or(f64::NAN);
         let failed = ci_low > self.max_slope_per_spawn;
         let (scale, unit) = unit_for(&self.metric, fit.slope.abs().max(self.max_slope_per_spawn.abs()));
@@ -280,33 +236,6 @@ mod tests {
     }
 
     #[test]
-    fn t_quantiles_match_the_tables() {
-        for (p, df, want) in [
-            (0.975, 1.0, 12.706_204_736),
-            (0.975, 2.0, 4.302_652_730),
-            (0.975, 10.0, 2.228_138_852),
-            (0.975, 30.0, 2.042_272_456),
-            (0.995, 5.0, 4.032_142_984),
-            (0.95, 20.0, 1.724_718_243),
-            (0.975, 1000.0, 1.962_339_081),
-        ] {
-            let got = t_quantile(p, df);
-            assert!((got - want).abs() < 1e-6 * want, "t({p}, {df}) = {got}, want {want}");
-        }
-        assert!(t_quantile(0.5, 7.0).abs() < 1e-12, "the median of Student's t is 0");
-        assert!((t_quantile(0.025, 10.0) + 2.228_138_852).abs() < 1e-6);
-    }
-
-    #[test]
-    fn ols_recovers_a_line() {
-        let pts: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, 3.0 + 2.0 * i as f64)).collect();
-        let f = ols(&pts).unwrap();
-        assert!((f.slope - 2.0).abs() < 1e-12 && (f.intercept - 3.0).abs() < 1e-12 && f.se < 1e-9);
-        assert!(ols(&[(1.0, 1.0), (1.0, 2.0), (1.0, 3.0)]).is_none());
-        assert!(ols(&[(1.0, 1.0), (2.0, 2.0)]).is_none());
-    }
-
-    #[test]
     fn a_leak_of_1mb_per_spawn_fails() {
         const MIB: f64 = 1024.0 * 1024.0;
         let h = churn(150, MIB, 2e6);
@@ -332,7 +261,8 @@ mod tests {
 
     #[test]
     fn a_100kb_leak_is_caught_within_150_spawns_through_noise() {
-        // The figure: 100 KiB/spawn against a 60 KiB limit, noise of a few MB.
+        // The leak the soak limit is set to catch: 100 KiB/spawn against 60 KiB
+        // (`soak::RSS_PER_SPAWN`), through noise of a few MB.
         let h = churn(150, 100.0 * 1024.0, 2e6);
         let r = LeakSlope::new("hub", "rss_bytes", 60.0 * 1024.0).check(&h);
         assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);

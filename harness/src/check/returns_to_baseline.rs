@@ -14,13 +14,15 @@
 //! Fail when, for any metric, end - baseline > its tolerance (absolute, in the metric's unit).
 //! Only growth counts: fewer FDs at the end than at the start is not a leak. Medians, so one
 //! sample taken while a server was still exiting does not decide. Unknown when either window has
-//! fewer than `min_samples` samples of a metric.
+//! fewer than `min_samples` samples of a metric, and always when one has none (even with
+//! `min_samples` 0: an empty window is no evidence, not a value of 0).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::{History, WORKLOAD_STOP};
+use crate::stats::median;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReturnsToBaseline {
@@ -76,16 +78,6 @@ impl ReturnsToBaseline {
     }
 }
 
-/// Median (None for no values).
-pub fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let n = values.len();
-    Some(if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 })
-}
-
 fn fmt(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{v:.0}")
@@ -118,21 +110,21 @@ impl Check for ReturnsToBaseline {
         let mut result_figures = Vec::new();
         for metric in &self.metrics {
             let series: Vec<(Duration, f64)> = history.series(&self.component, metric).map(|s| (s.at, s.value)).collect();
-            let mut base: Vec<f64> = series.iter().filter(|(at, _)| *at >= start && *at < baseline_until).map(|s| s.1).collect();
+            let base: Vec<f64> = series.iter().filter(|(at, _)| *at >= start && *at < baseline_until).map(|s| s.1).collect();
             let after: Vec<(Duration, f64)> = series.iter().filter(|(at, _)| *at >= stopped).copied().collect();
             let last = after.last().map(|s| s.0).unwrap_or(stopped);
-            let mut end: Vec<f64> = after.iter().filter(|(at, _)| *at + self.end_for >= last).map(|s| s.1).collect();
-            if base.len() < self.min_samples || end.len() < self.min_samples {
+            let end: Vec<f64> = after.iter().filter(|(at, _)| *at + self.end_for >= last).map(|s| s.1).collect();
+            let enough = |v: &[f64]| v.len() >= self.min_samples;
+            let (Some(b), Some(e)) = (median(&base).filter(|_| enough(&base)), median(&end).filter(|_| enough(&end))) else {
                 verdicts.push(Verdict::Unknown);
                 parts.push(format!(
                     "{metric}: {} samples before the first spawn, {} after the workload stopped ({} needed)",
                     base.len(),
                     end.len(),
-                    self.min_samples
+                    self.min_samples.max(1)
                 ));
                 continue;
-            }
-            let (b, e) = (median(&mut base).unwrap_or(0.0), median(&mut end).unwrap_or(0.0));
+            };
             let tol = self.tolerance_of(metric);
             let delta = e - b;
             let ok = delta <= tol;
@@ -242,15 +234,11 @@ mod tests {
         let r = check().check(&h);
         assert_eq!(r.verdict, Verdict::Unknown, "{}", r.summary);
         assert!(r.summary.contains("0 after the workload stopped"), "{}", r.summary);
+        // No sample is no evidence even when no minimum is asked for (it once read as 0).
+        let r = ReturnsToBaseline { min_samples: 0, ..check() }.check(&h);
+        assert_eq!(r.verdict, Verdict::Unknown, "{}", r.summary);
         let mut no_spawn = run(45.0, 30.0);
         no_spawn.entries.retain(|e| !matches!(e.event, Event::Op(_)));
         assert_eq!(check().check(&no_spawn).verdict, Verdict::Unknown);
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(&mut []), None);
     }
 }

@@ -8,13 +8,16 @@
 //!   two runs (or a run and the user's own docker) cannot each get their own daemon; and when
 //!   `POST /containers/create` answers 404 it pulls the image, which here must never happen.
 //!   Both are visible in its `core/env/config.rs` and `runners/async_runner.rs`.
-//! - bollard (which testcontainers wraps) pulls in its own TLS stack; the harness needs none
-//!   for a unix socket, and DESIGN §7 asks for one crypto provider everywhere.
+//! - bollard (which testcontainers wraps) could do it: it connects to a given unix socket, and
+//!   its TLS is an optional feature. It is left out because the harness needs ten endpoints,
+//!   and bollard would add `bollard-stubs` (models generated from the whole Engine API) to
+//!   every build, and send paths versioned with its own API version, which an older daemon
+//!   (dockerd 20.10 speaks 1.41) refuses unless the client negotiates down first.
 //! - the `docker` CLI is a second program to find, version-match and parse the output of.
 //!
 //! hyper is already here (the recording proxy), and one HTTP/1 connection per request over a
-//! `UnixStream` is all a harness needs: no pool, no TLS, ~150 lines. Paths are unversioned
-//! (the daemon answers with its own API version), so one client serves dockerd 20.10 and newer.
+//! `UnixStream` is all a harness needs: no pool, no TLS. Paths are unversioned (the daemon
+//! answers with its own API version), so one client serves dockerd 20.10 and newer.
 //!
 //! Every non-2xx answer becomes a [`DockerError`] that keeps the daemon's own message verbatim
 //! (e.g. `write /f: no space left on device`), because scenarios report it in those words.
@@ -29,6 +32,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::UnixStream;
@@ -299,22 +303,20 @@ fn progress_result(path: &str, body: &[u8]) -> anyhow::Result<Value> {
     Ok(last)
 }
 
-/// Percent-encode a query value (everything but RFC 3986 unreserved characters).
-pub fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// Escaped in a query value: everything but RFC 3986's unreserved characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+/// Escaped in a path: as in a query value, but `/` and `:` stay (references `org/repo:tag`,
+/// ids `sha256:...`).
+const PATH: &AsciiSet = &QUERY_VALUE.remove(b'/').remove(b':');
+
+/// Percent-encode a query value.
+fn query_escape(s: &str) -> String {
+    utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
-/// Percent-encode a path segment, keeping `/` and `:` (image references `org/repo:tag`).
+/// Percent-encode a path, keeping `/` and `:`.
 fn path_escape(s: &str) -> String {
-    s.split('/').map(|seg| query_escape(seg).replace("%3A", ":")).collect::<Vec<_>>().join("/")
+    utf8_percent_encode(s, PATH).to_string()
 }
 
 /// Readiness of a daemon on a unix socket: `GET path` answers below 500 (for dockerd:
@@ -391,6 +393,8 @@ mod tests {
         assert_eq!(query_escape(r#"{"label":["hubchaos.run=a b"]}"#), "%7B%22label%22%3A%5B%22hubchaos.run%3Da%20b%22%5D%7D");
         assert_eq!(path_escape("hubchaos/filler:run-1"), "hubchaos/filler:run-1");
         assert_eq!(path_escape("sha256:abc"), "sha256:abc");
+        assert_eq!(path_escape("hubchaos/a b?c#d%"), "hubchaos/a%20b%3Fc%23d%25");
+        assert_eq!(query_escape("a/b:c-d_e.f~g ü"), "a%2Fb%3Ac-d_e.f~g%20%C3%BC");
         assert!(is_no_space("Error processing tar file(exit status 1): write /rand400: no space left on device"));
         assert!(!is_no_space("No such image"));
     }

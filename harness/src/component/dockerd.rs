@@ -114,8 +114,8 @@ impl DockerdConfig {
     /// the script `exec`s dockerd, so the supervised pid is dockerd's). A profile's `command`
     /// replaces program and script together.
     ///
-    /// Readiness is `Running` until the backend has `Readiness::UnixHttp { socket, path }`;
-    /// until then the deployer awaits [`await_ready`](Self::await_ready) after `deploy`.
+    /// Readiness: `GET /_ping` on its socket answers below 500 (`Readiness::UnixHttp`), which
+    /// the backend awaits in `deploy` for up to `ready_within`.
     pub fn spec(&self, cwd: &Path) -> ComponentSpec {
         let command = CommandSpec::new("/bin/sh")
             .with_command_args(["-c", START_SCRIPT, "dockerd"])
@@ -132,7 +132,9 @@ impl DockerdConfig {
         }
     }
 
-    /// Wait until `GET /_ping` answers on the socket; returns how long it took.
+    /// Wait until `GET /_ping` answers on the socket; returns how long it took. The backend's
+    /// `deploy` already waits for this; call it to time a restart (after a `kill-process`) or
+    /// to wait again with a bound of your own.
     pub async fn await_ready(&self, within: Duration) -> anyhow::Result<Duration> {
         wait_unix_ready(&self.layout.docker_socket, "/_ping", within).await
     }

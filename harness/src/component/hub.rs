@@ -29,7 +29,7 @@ pub struct HubOptions {
     pub log_level: String,
     /// Python appended to the hub config (scenario mutants, profile overrides).
     pub extra_config: String,
-    /// Scopes of the culler's service role (DESIGN §7 lists what it needs).
+    /// Scopes of the culler's service role (default [`CULLER_SCOPES`]).
     pub culler_scopes: Vec<String>,
 }
 
@@ -79,7 +79,8 @@ pub struct HubSettings {
     pub extra_config: String,
 }
 
-/// Scopes the culler needs (DESIGN §7); `admin:users` lets it delete users.
+/// Scopes jupyterhub-idle-culler 2.0.0 needs: list users, read their activity and servers,
+/// stop servers; `admin:users` lets it delete users (`--cull-users`).
 pub const CULLER_SCOPES: &[&str] = &["list:users", "read:users:activity", "read:servers", "delete:servers", "admin:users"];
 /// Scopes of the harness's own service: observe everything, drive users and servers.
 pub const HARNESS_SCOPES: &[&str] = &[

@@ -5,10 +5,22 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::observe::history::HubSnapshot;
+
+/// Escaped in a user or server name put in a URL path: what JupyterHub escapes in its own URLs
+/// (`quote(name, safe="@~")`: all but letters, digits, `-_.~` and `@`), so `/user/{name}/`
+/// matches the route the hub gave the proxy.
+const NAME: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'@');
+
+/// A user or server name as one URL path segment (a `/`, `?`, `#`, `%` or space in a name
+/// would otherwise change the URL).
+pub fn name_segment(name: &str) -> String {
+    utf8_percent_encode(name, NAME).to_string()
+}
 
 /// Page size for listing users (JupyterHub's `api_page_max_limit` default is 200).
 const PAGE: usize = 200;
@@ -67,7 +79,7 @@ impl HubApi {
     }
 
     pub async fn user(&self, name: &str) -> anyhow::Result<Option<UserModel>> {
-        let resp = self.req(reqwest::Method::GET, &format!("/users/{name}")).send().await?;
+        let resp = self.req(reqwest::Method::GET, &format!("/users/{}", name_segment(name))).send().await?;
         if resp.status().as_u16() == 404 {
             return Ok(None);
         }
@@ -124,10 +136,6 @@ impl HubApi {
         Ok(resp.status().as_u16())
     }
 
-    pub async fn delete_user(&self, user: &str) -> anyhow::Result<u16> {
-        Ok(self.req(reqwest::Method::DELETE, &format!("/users/{user}")).send().await?.status().as_u16())
-    }
-
     /// POST /users/{name}/activity: the way a service marks a user (and servers) active or
     /// idle. The hub keeps the newest timestamp it was given.
     pub async fn post_activity(&self, user: &str, servers: &[&str], when: std::time::SystemTime) -> anyhow::Result<()> {
@@ -135,7 +143,7 @@ impl HubApi {
         let servers: serde_json::Map<String, serde_json::Value> =
             servers.iter().map(|s| (s.to_string(), json!({ "last_activity": ts }))).collect();
         let resp = self
-            .req(reqwest::Method::POST, &format!("/users/{user}/activity"))
+            .req(reqwest::Method::POST, &format!("/users/{}/activity", name_segment(user)))
             .json(&json!({ "last_activity": ts, "servers": servers }))
             .send()
             .await?;
@@ -164,8 +172,27 @@ impl HubApi {
 
 fn server_path(user: &str, server: &str) -> String {
     if server.is_empty() {
-        format!("/users/{user}/server")
+        format!("/users/{}/server", name_segment(user))
     } else {
-        format!("/users/{user}/servers/{server}")
+        format!("/users/{}/servers/{}", name_segment(user), name_segment(server))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::routes::classify;
+
+    #[test]
+    fn names_are_escaped_as_the_hub_escapes_them_and_decode_back() {
+        assert_eq!(name_segment("churn-0_a.b~c"), "churn-0_a.b~c");
+        assert_eq!(name_segment("a@b.org"), "a@b.org");
+        assert_eq!(name_segment("a/b c?d#e%f+g"), "a%2Fb%20c%3Fd%23e%25f%2Bg");
+        assert_eq!(name_segment("jürgen"), "j%C3%BCrgen");
+        assert_eq!(server_path("a/b", ""), "/users/a%2Fb/server");
+        assert_eq!(server_path("alice", "my lab"), "/users/alice/servers/my%20lab");
+        // The recorder reads back the names the client wrote.
+        let route = classify(&format!("/hub/api{}", server_path("a/b c", "l%1")));
+        assert_eq!((route.user.as_deref(), route.server.as_deref()), (Some("a/b c"), Some("l%1")));
     }
 }

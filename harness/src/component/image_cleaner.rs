@@ -1,6 +1,6 @@
-//! The image cleaner: the real `docker-image-cleaner` (PyPI, pinned 1.0.0b3, a pre-release:
-//! installed with `pip install --pre`), as BinderHub's image-cleaner DaemonSet runs it on each
-//! node, configured only through its environment, as the chart does.
+//! The image cleaner: the real `docker-image-cleaner` from PyPI (pinned in `fixtures/pins.yaml`
+//! to 1.0.0b3, a pre-release: installed with `pip install --pre`), as BinderHub's image-cleaner
+//! DaemonSet runs it on each node, configured only through its environment, as the chart does.
 //!
 //! It talks to dockerd THROUGH the recorder: `DOCKER_HOST=unix://<recorder listener>`, so every
 //! Docker API request it makes is recorded as client `image-cleaner`, upstream `dockerd`.
@@ -31,10 +31,6 @@ use crate::backend::local::spec::{ComponentSpec, Readiness, RestartPolicy};
 
 /// The component name (and the recorder client name).
 pub const IMAGE_CLEANER: &str = "image-cleaner";
-/// The console script the package installs.
-pub const PROGRAM: &str = "docker-image-cleaner";
-/// The pin (fixtures/pins.yaml: `{ spec: "docker-image-cleaner==1.0.0b3", pre: true }`).
-pub const PIN: &str = "docker-image-cleaner==1.0.0b3";
 
 /// One log line per cleaning cycle (`2026-11-22 03:07:23,133 11.5% used`).
 pub const CYCLE_LINE: &str = r"\d+(\.\d+)?% used$|\d+\.\d+GB used$";
@@ -195,7 +191,7 @@ mod tests {
         let cycle = Regex::new(CYCLE_LINE).unwrap();
         let deleted = Regex::new(DELETED_LINE).unwrap();
         let error = Regex::new(ERROR_LINE).unwrap();
-        // Lines from a real run (see the issue-4 report).
+        // Lines 1.0.0b3 printed in a run here.
         assert!(cycle.is_match("2026-11-22 03:07:23,133 11.5% used"));
         assert!(cycle.is_match("2026-11-22 03:07:23,133 0.02GB used"));
         assert!(!cycle.is_match("2026-11-22 03:07:18,089 Pruning docker images when /d has 5.0% inodes or blocks used"));

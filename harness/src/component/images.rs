@@ -2,7 +2,7 @@
 //! harness's dockerd without any registry, labelled `hubchaos.run=<run id>` so the harness can
 //! find and remove them; and the containers that keep an image in use.
 //!
-//! How (measured offline on dockerd 20.10, see the issue-4 report):
+//! How (measured offline on dockerd 20.10):
 //! - one layer: `POST /images/create?fromSrc=-` (`docker import`) of a generated tar. The
 //!   daemon streams the tar straight into the new layer: an image of N bytes needs N bytes.
 //! - several layers: `POST /images/load` (`docker load`) of a generated image archive
@@ -401,26 +401,26 @@ fn tar_size(entries: &[TarEntry]) -> u64 {
     entries.iter().map(|e| BLOCK + e.data_len().div_ceil(BLOCK) * BLOCK).sum::<u64>() + 2 * BLOCK
 }
 
-/// A ustar header. Paths over 100 bytes are not needed (ours are short).
-fn header(path: &str, size: u64, mode: u32, typeflag: u8, link: &str) -> [u8; 512] {
-    let mut h = [0u8; 512];
-    let put = |h: &mut [u8; 512], off: usize, len: usize, s: &[u8]| h[off..off + s.len().min(len)].copy_from_slice(&s[..s.len().min(len)]);
-    put(&mut h, 0, 100, path.as_bytes());
-    put(&mut h, 100, 8, format!("{mode:07o}\0").as_bytes());
-    put(&mut h, 108, 8, b"0000000\0");
-    put(&mut h, 116, 8, b"0000000\0");
-    put(&mut h, 124, 12, format!("{size:011o}\0").as_bytes());
-    put(&mut h, 136, 12, format!("{MTIME:011o}\0").as_bytes());
-    h[156] = typeflag;
-    put(&mut h, 157, 100, link.as_bytes());
-    put(&mut h, 257, 6, b"ustar\0");
-    put(&mut h, 263, 2, b"00");
-    put(&mut h, 265, 32, b"root");
-    put(&mut h, 297, 32, b"root");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|b| *b as u32).sum();
-    put(&mut h, 148, 8, format!("{sum:06o}\0 ").as_bytes());
-    h
+/// A ustar header, one 512-byte block (so [`tar_size`] is exact; GNU long names would add
+/// blocks). A path over 100 bytes is split at a `/` into the ustar prefix (155) and name (100)
+/// fields; a path that cannot be split so, or a link target over 100 bytes, is an error, never
+/// a truncated name.
+fn header(path: &str, size: u64, mode: u32, kind: tar::EntryType, link: &str) -> std::io::Result<[u8; 512]> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(path)?;
+    if !link.is_empty() {
+        h.set_link_name(link)?;
+    }
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(MTIME);
+    h.set_username("root")?;
+    h.set_groupname("root")?;
+    h.set_cksum();
+    Ok(*h.as_bytes())
 }
 
 fn pad(w: &mut impl Write, len: u64) -> std::io::Result<()> {
@@ -434,15 +434,15 @@ fn write_tar(entries: &[TarEntry], seed: u64, stream: u64, w: &mut impl Write) -
     let mut buf = vec![0u8; 64 << 10];
     for e in entries {
         match e {
-            TarEntry::Dir(p) => w.write_all(&header(p, 0, 0o755, b'5', ""))?,
-            TarEntry::Symlink { path, target } => w.write_all(&header(path, 0, 0o777, b'2', target))?,
+            TarEntry::Dir(p) => w.write_all(&header(p, 0, 0o755, tar::EntryType::Directory, "")?)?,
+            TarEntry::Symlink { path, target } => w.write_all(&header(path, 0, 0o777, tar::EntryType::Symlink, target)?)?,
             TarEntry::Bytes { path, data, mode } => {
-                w.write_all(&header(path, data.len() as u64, *mode, b'0', ""))?;
+                w.write_all(&header(path, data.len() as u64, *mode, tar::EntryType::Regular, "")?)?;
                 w.write_all(data)?;
                 pad(w, data.len() as u64)?;
             }
             TarEntry::Random { path, size } => {
-                w.write_all(&header(path, *size, 0o644, b'0', ""))?;
+                w.write_all(&header(path, *size, 0o644, tar::EntryType::Regular, "")?)?;
                 // One random block per file, then each 4 KiB stamped with a counter: every block
                 // differs and nothing compresses, at memcpy speed (a CSPRNG for hundreds of MB
                 // is seconds in a debug build).
@@ -481,10 +481,10 @@ fn write_archive(layers: &[Vec<TarEntry>], meta: &ArchiveMeta, seed: u64, w: &mu
     let mut names = Vec::new();
     for (i, entries) in layers.iter().enumerate() {
         let dir = format!("l{i}/");
-        w.write_all(&header(&dir, 0, 0o755, b'5', ""))?;
+        w.write_all(&header(&dir, 0, 0o755, tar::EntryType::Directory, "")?)?;
         let name = format!("l{i}/layer.tar");
         let size = tar_size(entries);
-        w.write_all(&header(&name, size, 0o644, b'0', ""))?;
+        w.write_all(&header(&name, size, 0o644, tar::EntryType::Regular, "")?)?;
         let mut hashing = HashingWriter { inner: &mut *w, hasher: Sha256::new(), written: 0 };
         write_tar(entries, seed, i as u64, &mut hashing)?;
         debug_assert_eq!(hashing.written, size);
@@ -511,7 +511,7 @@ fn write_archive(layers: &[Vec<TarEntry>], meta: &ArchiveMeta, seed: u64, w: &mu
     let config = serde_json::to_vec(&config)?;
     let manifest = serde_json::to_vec(&json!([{ "Config": "config.json", "RepoTags": [meta.reference], "Layers": names }]))?;
     for (name, data) in [("config.json", config), ("manifest.json", manifest)] {
-        w.write_all(&header(name, data.len() as u64, 0o644, b'0', ""))?;
+        w.write_all(&header(name, data.len() as u64, 0o644, tar::EntryType::Regular, "")?)?;
         w.write_all(&data)?;
         pad(w, data.len() as u64)?;
     }
@@ -611,6 +611,41 @@ mod tests {
         let mut b = Vec::new();
         write_tar(&other, 7, 0, &mut b).unwrap();
         assert_ne!(Sha256::digest(&out), Sha256::digest(&b));
+    }
+
+    #[test]
+    fn a_path_over_100_bytes_round_trips_and_an_unsplittable_one_is_an_error() {
+        let dir = format!("hubchaos/{}", "d".repeat(90));
+        let long = format!("{dir}/{}", "f".repeat(60));
+        assert!(long.len() > 100);
+        let entries = vec![
+            TarEntry::Dir(format!("{dir}/")),
+            TarEntry::Random { path: long.clone(), size: 1000 },
+            TarEntry::Symlink { path: format!("{dir}/link"), target: "f".into() },
+        ];
+        let mut out = Vec::new();
+        write_tar(&entries, 3, 0, &mut out).unwrap();
+        assert_eq!(out.len() as u64, tar_size(&entries));
+        let mut archive = tar::Archive::new(&out[..]);
+        let read: Vec<(String, u64, tar::EntryType)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().to_string_lossy().into_owned(), e.header().size().unwrap(), e.header().entry_type())
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (format!("{dir}/"), 0, tar::EntryType::Directory),
+                (long, 1000, tar::EntryType::Regular),
+                (format!("{dir}/link"), 0, tar::EntryType::Symlink),
+            ]
+        );
+        // A last component over 100 bytes fits neither field: an error, not a short name.
+        let too_long = vec![TarEntry::Random { path: format!("hubchaos/{}", "f".repeat(101)), size: 1 }];
+        assert!(write_tar(&too_long, 3, 0, &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The node stack for real, end to end: node disk -> dockerd -> recorder on the docker socket
 //! -> image factory -> fill-disk -> the real docker-image-cleaner -> checks -> teardown, and
-//! nothing left behind. Prints what each step measured (`MEASURE` lines).
+//! nothing left behind. Prints each measurement on a `MEASURE` line: disk and dockerd start,
+//! image builds, fills, the cleaner's reaction, ENOSPC messages, dockerd's restart, teardown.
 //!
 //! Ignored by default: needs root, Debian's docker.io (`make deps`) and the pinned environment
 //! with its docker-image-cleaner (`make env`). Run without them it fails, naming what is

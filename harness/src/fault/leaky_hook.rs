@@ -24,7 +24,7 @@ use crate::env::Env;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeakyHook {
-    /// Bytes retained per spawn (100 KiB is the detection figure).
+    /// Bytes retained per spawn (100 KiB/spawn is the leak `soak::RSS_PER_SPAWN` must catch).
     pub bytes_per_spawn: usize,
     /// File descriptors opened and kept per spawn.
     pub fds_per_spawn: usize,

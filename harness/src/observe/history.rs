@@ -83,10 +83,6 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
-    pub fn is_error(&self) -> bool {
-        self.status == 0 || self.status >= 400
-    }
-
     /// `4xx`, `5xx`, `2xx`, ... or `unreachable`.
     pub fn status_class(&self) -> String {
         match self.status {

@@ -19,8 +19,9 @@
 //! The sampler also measures itself, as component `harness`: the harness process's
 //! `cpu_seconds`, `rss_bytes`, `threads`, `open_fds`, and `sampler_cpu_seconds`, the CPU time
 //! spent in the sampler's own reads (from `/proc/thread-self/schedstat`, in ns, around each
-//! tick's work on its blocking thread). [`cpu_share`] turns either into a fraction of a core:
-//! the budget for the sampler is < 1 %.
+//! tick's work on its blocking thread). [`cpu_share`] turns either into a fraction of a core;
+//! `summary.md` prints the sampler's, which should stay under 1 % of a core so that sampling
+//! does not disturb what it measures.
 //!
 //! Processes come and go while we read (a single-user server stopping mid-tick): a pid that
 //! vanished is skipped, never an error. A component with no live process gives no samples: a

@@ -380,32 +380,7 @@ fn looks_like_id(seg: &str) -> bool {
 /// are kept literally; invalid UTF-8 is replaced, never an error: the name is evidence, not
 /// input we act on.
 pub fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    if !s.contains('%') {
-        return s.to_string();
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]
@@ -451,6 +426,9 @@ mod tests {
         // An invalid escape is kept as is.
         check("/hub/api/users/100%zz", r("/hub/api/users/{name}", Some("100%zz"), None));
         check("/hub/api/users/x%4", r("/hub/api/users/{name}", Some("x%4"), None));
+        check("/hub/api/users/x%", r("/hub/api/users/{name}", Some("x%"), None));
+        // Invalid UTF-8 is replaced, not an error.
+        check("/hub/api/users/x%FF", r("/hub/api/users/{name}", Some("x\u{FFFD}"), None));
     }
 
     #[test]

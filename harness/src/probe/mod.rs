@@ -1,5 +1,5 @@
-//! Probes: live predicates over the running system, composable with [`All`], [`Any`] and
-//! [`Not`], awaited with a deadline (after kube-runtime's `wait::Condition` / `await_condition`).
+//! Probes: live predicates over the running system, awaited with a deadline (after
+//! kube-runtime's `wait::Condition` / `await_condition`).
 //! Steady state is a list of probes checked before (fail => Aborted) and after the run
 //! (fail => Deviated).
 
@@ -32,63 +32,6 @@ pub trait Probe: Send + Sync + std::fmt::Debug {
     /// What must hold, e.g. "every running server answers through the proxy".
     fn describe(&self) -> String;
     async fn probe(&self, env: &Env) -> ProbeResult;
-}
-
-/// Every probe holds.
-#[derive(Debug)]
-pub struct All(pub Vec<Box<dyn Probe>>);
-/// At least one probe holds.
-#[derive(Debug)]
-pub struct Any(pub Vec<Box<dyn Probe>>);
-/// The probe does not hold.
-#[derive(Debug)]
-pub struct Not(pub Box<dyn Probe>);
-
-#[async_trait]
-impl Probe for All {
-    fn describe(&self) -> String {
-        self.0.iter().map(|p| p.describe()).collect::<Vec<_>>().join(" and ")
-    }
-    async fn probe(&self, env: &Env) -> ProbeResult {
-        let mut details = Vec::new();
-        for p in &self.0 {
-            let r = p.probe(env).await;
-            if !r.holds {
-                return ProbeResult::new(false, format!("{}: {}", p.describe(), r.detail));
-            }
-            details.push(r.detail);
-        }
-        ProbeResult::new(true, details.join("; "))
-    }
-}
-
-#[async_trait]
-impl Probe for Any {
-    fn describe(&self) -> String {
-        self.0.iter().map(|p| p.describe()).collect::<Vec<_>>().join(" or ")
-    }
-    async fn probe(&self, env: &Env) -> ProbeResult {
-        let mut details = Vec::new();
-        for p in &self.0 {
-            let r = p.probe(env).await;
-            if r.holds {
-                return r;
-            }
-            details.push(r.detail);
-        }
-        ProbeResult::new(false, details.join("; "))
-    }
-}
-
-#[async_trait]
-impl Probe for Not {
-    fn describe(&self) -> String {
-        format!("not ({})", self.0.describe())
-    }
-    async fn probe(&self, env: &Env) -> ProbeResult {
-        let r = self.0.probe(env).await;
-        ProbeResult::new(!r.holds, r.detail)
-    }
 }
 
 /// How an awaited probe ended.

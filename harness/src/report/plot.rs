@@ -22,6 +22,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::observe::history::{FaultPhase, History, SETUP_DONE, WORKLOAD_START, WORKLOAD_STOP};
+use crate::stats::{median, nearest_rank};
 
 /// Fill colours of fault windows, by order of first injection (drawn at [`SHADE_OPACITY`]).
 pub const FAULT_SHADES: [RGBColor; 6] = [
@@ -284,9 +285,9 @@ fn split_gaps(points: Vec<(f64, f64)>) -> Vec<Vec<(f64, f64)>> {
     if points.len() < 3 {
         return vec![points];
     }
-    let mut dts: Vec<f64> = points.windows(2).map(|w| w[1].0 - w[0].0).collect();
-    dts.sort_by(f64::total_cmp);
-    let gap = (dts[dts.len() / 2] * 4.0).max(3.0);
+    let dts: Vec<f64> = points.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    let Some(step) = median(&dts) else { return vec![points] };
+    let gap = (step * 4.0).max(3.0);
     let mut runs = vec![Vec::new()];
     let mut prev: Option<f64> = None;
     for p in points {
@@ -491,12 +492,6 @@ fn rate_figure(history: &History, marks: &Marks) -> Option<Figure> {
     Some(Figure { title: "Request rate per client and status class".into(), rows: grid(panels), row_height: 240 })
 }
 
-/// Nearest-rank percentile of a sorted slice.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 /// p50 and p99 per bin, in ms, as runs broken at empty bins.
 fn latency_series(samples: &[(f64, f64)], bin: f64, nbins: usize, label: &str, colors: (RGBColor, RGBColor)) -> Vec<Series> {
     let mut bins: Vec<Vec<f64>> = vec![Vec::new(); nbins];
@@ -516,11 +511,12 @@ fn latency_series(samples: &[(f64, f64)], bin: f64, nbins: usize, label: &str, c
             }
             continue;
         }
-        empty = 0;
         b.sort_by(f64::total_cmp);
+        let (Some(mid), Some(tail)) = (nearest_rank(b, 0.5), nearest_rank(b, 0.99)) else { continue };
+        empty = 0;
         let t = (i as f64 + 0.5) * bin;
-        p50.last_mut().expect("non-empty").push((t, percentile(b, 0.5)));
-        p99.last_mut().expect("non-empty").push((t, percentile(b, 0.99)));
+        p50.last_mut().expect("non-empty").push((t, mid));
+        p99.last_mut().expect("non-empty").push((t, tail));
     }
     let sep = if label.is_empty() { "" } else { " " };
     vec![Series::new(format!("{label}{sep}p99"), colors.1, 1, p99), Series::new(format!("{label}{sep}p50"), colors.0, 2, p50)]
@@ -1059,11 +1055,18 @@ mod tests {
     }
 
     #[test]
+    fn latency_bins_plot_nearest_rank_p50_and_p99() {
+        let samples = [(0.1, 4.0), (0.2, 1.0), (0.3, 3.0), (0.4, 2.0), (1.5, 7.0)];
+        let s = latency_series(&samples, 1.0, 2, "", (PALETTE[0], PALETTE[1]));
+        assert_eq!((s[0].label.as_str(), s[1].label.as_str()), ("p99", "p50"));
+        assert_eq!(s[0].runs, [vec![(0.5, 4.0), (1.5, 7.0)]]);
+        assert_eq!(s[1].runs, [vec![(0.5, 2.0), (1.5, 7.0)]], "no interpolation: the lower middle of 1..4");
+    }
+
+    #[test]
     fn bins_percentiles_and_counter_rates() {
         assert_eq!(bin_width(100.0, 300.0), 1.0);
         assert_eq!(bin_width(1000.0, 300.0), 5.0);
-        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.0);
-        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.99), 4.0);
         // A reset (restart) yields no negative rate.
         assert_eq!(counter_rate(&[(0.0, 1.0), (1.0, 2.0), (2.0, 0.5)]), [(0.5, 1.0)]);
         assert_eq!(split_gaps(vec![(0.0, 1.0), (1.0, 1.0), (2.0, 1.0), (20.0, 1.0)]).len(), 2);

@@ -6,11 +6,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::check::leak_slope::{ols, show_value, slope_points, spawn_completions};
+use crate::check::leak_slope::{show_value, slope_points, spawn_completions};
 use crate::observe::history::History;
 use crate::observe::procfs::{CHILD_PROCESSES, HARNESS, LISTENING_PORTS, OPEN_FDS, RSS_BYTES, THREADS};
 use crate::observe::residue::{HOME_DIRS, RUNTIME_FILES};
 use crate::soak::SlopeEstimate;
+use crate::stats::ols;
 
 /// The metrics a leak shows in; the harness's own process is left out.
 pub const SLOPE_METRICS: [&str; 7] = [RSS_BYTES, OPEN_FDS, THREADS, CHILD_PROCESSES, LISTENING_PORTS, HOME_DIRS, RUNTIME_FILES];

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::{record_op, Workload};
+use crate::component::hub_api::name_segment;
 use crate::env::Env;
 
 pub const CLIENT: &str = "workload";
@@ -50,7 +51,7 @@ impl Workload for KeepActive {
                     let posted = api.post_activity(user, &[""], SystemTime::now()).await;
                     record_op(env, "keep-active", "post-activity", Some(user), started, &posted);
                     let started = env.now();
-                    let url = format!("{}/user/{user}/api/status", hub.public_url);
+                    let url = format!("{}/user/{}/api/status", hub.public_url, name_segment(user));
                     let reached: anyhow::Result<()> = async {
                         let r = http.get(&url).header("Authorization", format!("token {}", hub.harness_token)).send().await?;
                         if r.status().as_u16() != 200 {

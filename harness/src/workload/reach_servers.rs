@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::{record_op, Workload};
+use crate::component::hub_api::name_segment;
 use crate::env::Env;
 
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ impl Workload for ReachServers {
             }
             for user in &users {
                 let started = env.now();
-                let url = format!("{}/user/{user}/api", hub.public_url);
+                let url = format!("{}/user/{}/api", hub.public_url, name_segment(user));
                 let result: anyhow::Result<()> = async {
                     let r = http.get(&url).header("Authorization", format!("token {}", hub.harness_token)).send().await?;
                     let status = r.status();

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::{record_op, Workload};
-use crate::component::hub_api::HubApi;
+use crate::component::hub_api::{name_segment, HubApi};
 use crate::env::Env;
 use crate::observe::history::{Event, OpRecord, OpResult};
 
@@ -112,7 +112,7 @@ impl Cycler<'_> {
 
     /// Poll through the proxy until the server answers with its version.
     async fn reach(&self, user: &str, stop: &CancellationToken) -> Step {
-        let url = format!("{}/user/{user}/api", self.public_url);
+        let url = format!("{}/user/{}/api", self.public_url, name_segment(user));
         let deadline = tokio::time::Instant::now() + self.spec.ready_within;
         loop {
             let attempt = async {
