@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::{History, WORKLOAD_STOP};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ReturnsToBaseline {
     /// e.g. `hub`, or `residue`.
     pub component: String,
@@ -33,7 +33,9 @@ pub struct ReturnsToBaseline {
     pub per_metric: BTreeMap<String, f64>,
     /// The op that ends the baseline (the first spawn).
     pub first_op: String,
+    #[serde(with = "humantime_serde")]
     pub baseline_for: Duration,
+    #[serde(with = "humantime_serde")]
     pub end_for: Duration,
     pub min_samples: usize,
     /// The check's name; empty => `returns-to-baseline:<component>`.

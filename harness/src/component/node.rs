@@ -34,7 +34,7 @@ use crate::profile::{ComponentName, Profile};
 use crate::sweep::RunMarker;
 
 /// What a scenario declares about its node (`Deployment::node`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeOptions {
     pub disk: NodeDisk,
     /// Images made before the cleaner starts; `true` = kept in use by a running container
@@ -42,6 +42,7 @@ pub struct NodeOptions {
     pub images: Vec<(ImageSpec, bool)>,
     /// The image cleaner, if the scenario runs one.
     pub cleaner: Option<CleanerOptions>,
+    #[serde(with = "humantime_serde")]
     pub dockerd_ready_within: Duration,
 }
 

@@ -28,20 +28,28 @@ impl ProbeResult {
 }
 
 #[async_trait]
-pub trait Probe: Send + Sync + std::fmt::Debug {
+pub trait Probe: Send + Sync + std::fmt::Debug + crate::scenario::Declaration {
     /// What must hold, e.g. "every running server answers through the proxy".
     fn describe(&self) -> String;
     async fn probe(&self, env: &Env) -> ProbeResult;
 }
 
+/// A probe inside [`All`], [`Any`] or [`Not`] is written as what it asserts and its fields
+/// (`scenario.json`; see [`crate::scenario::probe_json`]).
+impl serde::Serialize for dyn Probe {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::scenario::probe_json(self).serialize(s)
+    }
+}
+
 /// Every probe holds.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct All(pub Vec<Box<dyn Probe>>);
 /// At least one probe holds.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct Any(pub Vec<Box<dyn Probe>>);
 /// The probe does not hold.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct Not(pub Box<dyn Probe>);
 
 #[async_trait]

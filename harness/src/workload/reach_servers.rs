@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 use super::{record_op, Workload};
 use crate::env::Env;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ReachServers {
     pub classes: Vec<String>,
+    #[serde(with = "humantime_serde")]
     pub every: Duration,
 }
 
