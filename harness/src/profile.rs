@@ -17,7 +17,7 @@
 //!     replace: false            # true: this list replaces the base list instead
 //!   npm:
 //!     packages: [configurable-http-proxy@4.6.1]
-//! components:                 # hub, proxy, culler, singleuser, dockerd, image-cleaner, binder
+//! components:                 # hub, proxy, culler, dockerd, image-cleaner
 //!   culler:
 //!     command: ["/home/me/venv/bin/python", "-m", "jupyterhub_idle_culler"]  # program + command args
 //!     args: ["--concurrency=5"]         # appended to the scenario's options
@@ -35,6 +35,11 @@
 //! `args: [--timeout=5]` changes a value), then `env` is merged over the scenario's.
 //! A relative path in `command[0]` (`./venv/bin/python`) is resolved against the profile's
 //! directory; a bare name (`python3`) is looked up on `PATH` when the component starts.
+//!
+//! `singleuser` and `binder` are names a profile may write but nothing would apply them yet,
+//! so they are refused rather than silently ignored: single-user servers are started by the
+//! hub's spawner from the environment's `jupyter-server` (change its pin under
+//! `pins.python.packages`), and no scenario deploys BinderHub yet.
 //!
 //! This module also holds the YAML loading shared by every config file ([`parse_yaml`],
 //! [`ConfigError`]).
@@ -283,6 +288,23 @@ impl ComponentName {
         }
     }
 
+    /// Why a profile may not override this component, for the components nothing applies an
+    /// override to; a profile naming them is refused (exit 2) instead of silently doing nothing.
+    pub fn not_overridable(self) -> Option<&'static str> {
+        match self {
+            ComponentName::Singleuser => Some(
+                "cannot be overridden: single-user servers are started by the hub's spawner from the environment's \
+                 jupyter-server; to test another jupyter-server, change its pin under pins.python.packages \
+                 (e.g. \"jupyter-server @ git+https://github.com/me/jupyter_server@my-branch\")",
+            ),
+            ComponentName::Binder => Some(
+                "cannot be overridden: not supported until BinderHub arrives in the harness \
+                 (see HUBCHAOS_BINDERHUB: a wheel, a source dir or a pip spec of BinderHub)",
+            ),
+            _ => None,
+        }
+    }
+
     fn known_list() -> String {
         Self::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
     }
@@ -447,6 +469,10 @@ impl Profile {
         let mut out = self.pins.problems("pins.");
         for (name, o) in &self.components {
             let at = format!("components.{name}");
+            if let Some(why) = name.not_overridable() {
+                out.push((at, why.into()));
+                continue;
+            }
             match &o.command {
                 Some(c) if c.is_empty() || c[0].trim().is_empty() => {
                     out.push((format!("{at}.command"), "must name a program: [\"/path/to/program\", args…]".into()))
@@ -606,6 +632,34 @@ hub:
         assert!(e.starts_with("profile.yaml: components.hub.env: invalid variable name"), "{e}");
         let e = err("pins:\n  python:\n    packages: [\"\"]\n");
         assert!(e.starts_with("profile.yaml: pins.python.packages[0].spec: empty package specifier"), "{e}");
+    }
+
+    #[test]
+    fn singleuser_override_is_refused_pointing_at_the_pin() {
+        let e = parse("components:\n  culler:\n    args: [--x]\n  singleuser:\n    args: [--debug]\n").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = e.to_string();
+        assert!(e.starts_with("profile.yaml: components.singleuser: cannot be overridden: "), "{e}");
+        assert!(e.contains("change its pin under pins.python.packages"), "{e}");
+        assert!(e.contains("(line 4)"), "{e}");
+        // Even a version label alone: it would claim a server build the run did not use.
+        let e = err("components:\n  singleuser:\n    version: mine\n");
+        assert!(e.starts_with("profile.yaml: components.singleuser: cannot be overridden"), "{e}");
+    }
+
+    #[test]
+    fn binder_override_is_refused_until_binderhub_arrives() {
+        let e = err("components:\n  binder:\n    env: {A: b}\n");
+        assert!(e.starts_with("profile.yaml: components.binder: cannot be overridden: not supported until BinderHub"), "{e}");
+        assert!(e.contains("HUBCHAOS_BINDERHUB"), "{e}");
+    }
+
+    #[test]
+    fn every_other_component_can_be_overridden() {
+        for c in ComponentName::ALL.into_iter().filter(|c| c.not_overridable().is_none()) {
+            parse(&format!("components:\n  {c}:\n    args: [--x]\n")).unwrap();
+        }
+        assert_eq!(ComponentName::ALL.iter().filter(|c| c.not_overridable().is_some()).count(), 2);
     }
 
     #[test]
