@@ -23,7 +23,7 @@
 //!     args: ["--concurrency=5"]         # appended to the scenario's options
 //!     remove_args: ["--cull-users"]     # scenario options removed, by key (the part before '=')
 //!     env: { JUPYTERHUB_IDLE_CULLER_DEBUG: "1" }
-//!     version: "fix-400 branch"         # free text shown in reports
+//!     version: "fix-400 branch"         # free text, shown in summary.md and scenario.json
 //! hub:
 //!   extra_config: |                    # python appended to the generated jupyterhub_config.py
 //!     c.JupyterHub.log_level = 'DEBUG'
@@ -453,6 +453,39 @@ impl Profile {
         base.merged_with(&self.pins)
     }
 
+    /// What a report says about this profile, one line each: `component: version` for every
+    /// component it overrides (the `version` text as written, so a run of a branch says which
+    /// branch), then `pin: <spec>` for every package it pins (a pin is how a component's code is
+    /// usually swapped), then whether it adds hub config. Empty for the empty profile.
+    pub fn version_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.components.iter().map(|(name, o)| format!("{name}: {}", o.version.as_deref().unwrap_or("no version given"))).collect();
+        out.extend(self.pinned_specs().into_iter().map(|spec| format!("pin: {spec}")));
+        if self.hub.extra_config.is_some() {
+            out.push("hub: extra_config appended to jupyterhub_config.py".into());
+        }
+        out
+    }
+
+    /// The profile for `scenario.json`: its file, each overridden component's version, the
+    /// pinned packages. Override `env` values are left out: they may hold tokens.
+    pub fn describe(&self) -> serde_json::Value {
+        let versions: BTreeMap<&str, Option<&str>> = self.components.iter().map(|(n, o)| (n.as_str(), o.version.as_deref())).collect();
+        serde_json::json!({
+            "source": self.source,
+            "versions": versions,
+            "pins": self.pinned_specs(),
+            "hub_extra_config": self.hub.extra_config.is_some(),
+        })
+    }
+
+    /// Every package spec the profile pins, python then npm.
+    fn pinned_specs(&self) -> Vec<&str> {
+        let python = self.pins.python.iter().flat_map(|p| &p.packages);
+        let npm = self.pins.npm.iter().flat_map(|n| &n.packages);
+        python.chain(npm).map(|p| p.spec.as_str()).collect()
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         self.pins.resolve_paths(base);
         for o in self.components.values_mut() {
@@ -660,6 +693,41 @@ hub:
             parse(&format!("components:\n  {c}:\n    args: [--x]\n")).unwrap();
         }
         assert_eq!(ComponentName::ALL.iter().filter(|c| c.not_overridable().is_some()).count(), 2);
+    }
+
+    #[test]
+    fn version_lines_name_components_pins_and_hub_config() {
+        assert!(Profile::default().version_lines().is_empty());
+        let p = parse(FULL).unwrap();
+        assert_eq!(
+            p.version_lines(),
+            [
+                "hub: 6.1.1+patch",
+                "culler: my-branch",
+                "pin: jupyterhub-idle-culler @ git+https://github.com/me/jupyterhub-idle-culler@fix",
+                "pin: ./culler",
+                "pin: configurable-http-proxy@4.6.1",
+                "hub: extra_config appended to jupyterhub_config.py",
+            ]
+        );
+        let p = parse("components:\n  proxy:\n    args: [--x]\n").unwrap();
+        assert_eq!(p.version_lines(), ["proxy: no version given"]);
+    }
+
+    #[test]
+    fn describe_has_source_versions_and_pins_but_no_env() {
+        let mut p = parse(FULL).unwrap();
+        p.source = Some(PathBuf::from("mine.yaml"));
+        let d = p.describe();
+        assert_eq!(d["source"], "mine.yaml");
+        assert_eq!(d["versions"]["culler"], "my-branch");
+        assert_eq!(d["versions"]["hub"], "6.1.1+patch");
+        assert_eq!(d["pins"][2], "configurable-http-proxy@4.6.1");
+        assert_eq!(d["hub_extra_config"], true);
+        assert!(!d.to_string().contains("VALUE"), "{d}");
+        let empty = Profile::default().describe();
+        assert_eq!(empty["source"], serde_json::Value::Null);
+        assert_eq!(empty["versions"], serde_json::json!({}));
     }
 
     #[test]

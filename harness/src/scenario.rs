@@ -12,6 +12,7 @@ use crate::component::culler::CullerOptions;
 use crate::component::hub::HubOptions;
 use crate::fault::Scheduled;
 use crate::probe::Probe;
+use crate::profile::Profile;
 use crate::workload::Workload;
 
 /// The typed fields of a declared part (fault, workload, check, probe, option struct) as JSON,
@@ -193,6 +194,15 @@ impl Scenario {
             "long": self.long,
         })
     }
+
+    /// [`describe`](Self::describe) plus the run's profile (its file, component versions and
+    /// pins, see [`Profile::describe`]; `null` without one): what `scenario.json` holds, so the
+    /// file says what ran, not only what was declared.
+    pub fn describe_with_profile(&self, profile: Option<&Profile>) -> Value {
+        let mut v = self.describe();
+        v["profile"] = profile.map_or(Value::Null, Profile::describe);
+        v
+    }
 }
 
 /// A probe as JSON: what it asserts and its fields (for [`All`](crate::probe::All),
@@ -362,5 +372,22 @@ mod tests {
         );
         assert_eq!(d["checks"][1], serde_json::json!({ "name": "images-spared", "fields": null }));
         assert_no_debug_artefacts(&d);
+    }
+
+    #[test]
+    fn scenario_json_carries_the_profile() {
+        let s = hub_scenario();
+        assert_eq!(s.describe_with_profile(None)["profile"], Value::Null);
+        let mut p = crate::profile::Profile::parse(
+            std::path::Path::new("p.yaml"),
+            "components:\n  culler:\n    env: {TOKEN: secret}\n    version: my-branch\n",
+        )
+        .unwrap();
+        p.source = Some("p.yaml".into());
+        let d = s.describe_with_profile(Some(&p));
+        assert_eq!(d["profile"]["source"], "p.yaml");
+        assert_eq!(d["profile"]["versions"]["culler"], "my-branch");
+        assert_eq!(d["faults"], s.describe()["faults"]);
+        assert!(!d.to_string().contains("secret"));
     }
 }
