@@ -17,13 +17,13 @@
 //!     replace: false            # true: this list replaces the base list instead
 //!   npm:
 //!     packages: [configurable-http-proxy@4.6.1]
-//! components:                 # hub, proxy, culler, singleuser, dockerd, image-cleaner, binder
+//! components:                 # hub, proxy, culler, dockerd, image-cleaner
 //!   culler:
 //!     command: ["/home/me/venv/bin/python", "-m", "jupyterhub_idle_culler"]  # program + command args
 //!     args: ["--concurrency=5"]         # appended to the scenario's options
 //!     remove_args: ["--cull-users"]     # scenario options removed, by key (the part before '=')
 //!     env: { JUPYTERHUB_IDLE_CULLER_DEBUG: "1" }
-//!     version: "fix-400 branch"         # free text shown in reports
+//!     version: "fix-400 branch"         # free text, shown in summary.md and scenario.json
 //! hub:
 //!   extra_config: |                    # python appended to the generated jupyterhub_config.py
 //!     c.JupyterHub.log_level = 'DEBUG'
@@ -35,6 +35,11 @@
 //! `args: [--timeout=5]` changes a value), then `env` is merged over the scenario's.
 //! A relative path in `command[0]` (`./venv/bin/python`) is resolved against the profile's
 //! directory; a bare name (`python3`) is looked up on `PATH` when the component starts.
+//!
+//! `singleuser` and `binder` are names a profile may write but nothing would apply them yet,
+//! so they are refused rather than silently ignored: single-user servers are started by the
+//! hub's spawner from the environment's `jupyter-server` (change its pin under
+//! `pins.python.packages`), and no scenario deploys BinderHub yet.
 //!
 //! This module also holds the YAML loading shared by every config file ([`parse_yaml`],
 //! [`ConfigError`]).
@@ -283,6 +288,23 @@ impl ComponentName {
         }
     }
 
+    /// Why a profile may not override this component, for the components nothing applies an
+    /// override to; a profile naming them is refused (exit 2) instead of silently doing nothing.
+    pub fn not_overridable(self) -> Option<&'static str> {
+        match self {
+            ComponentName::Singleuser => Some(
+                "cannot be overridden: single-user servers are started by the hub's spawner from the environment's \
+                 jupyter-server; to test another jupyter-server, change its pin under pins.python.packages \
+                 (e.g. \"jupyter-server @ git+https://github.com/me/jupyter_server@my-branch\")",
+            ),
+            ComponentName::Binder => Some(
+                "cannot be overridden: not supported until BinderHub arrives in the harness \
+                 (see HUBCHAOS_BINDERHUB: a wheel, a source dir or a pip spec of BinderHub)",
+            ),
+            _ => None,
+        }
+    }
+
     fn known_list() -> String {
         Self::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
     }
@@ -431,6 +453,39 @@ impl Profile {
         base.merged_with(&self.pins)
     }
 
+    /// What a report says about this profile, one line each: `component: version` for every
+    /// component it overrides (the `version` text as written, so a run of a branch says which
+    /// branch), then `pin: <spec>` for every package it pins (a pin is how a component's code is
+    /// usually swapped), then whether it adds hub config. Empty for the empty profile.
+    pub fn version_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.components.iter().map(|(name, o)| format!("{name}: {}", o.version.as_deref().unwrap_or("no version given"))).collect();
+        out.extend(self.pinned_specs().into_iter().map(|spec| format!("pin: {spec}")));
+        if self.hub.extra_config.is_some() {
+            out.push("hub: extra_config appended to jupyterhub_config.py".into());
+        }
+        out
+    }
+
+    /// The profile for `scenario.json`: its file, each overridden component's version, the
+    /// pinned packages. Override `env` values are left out: they may hold tokens.
+    pub fn describe(&self) -> serde_json::Value {
+        let versions: BTreeMap<&str, Option<&str>> = self.components.iter().map(|(n, o)| (n.as_str(), o.version.as_deref())).collect();
+        serde_json::json!({
+            "source": self.source,
+            "versions": versions,
+            "pins": self.pinned_specs(),
+            "hub_extra_config": self.hub.extra_config.is_some(),
+        })
+    }
+
+    /// Every package spec the profile pins, python then npm.
+    fn pinned_specs(&self) -> Vec<&str> {
+        let python = self.pins.python.iter().flat_map(|p| &p.packages);
+        let npm = self.pins.npm.iter().flat_map(|n| &n.packages);
+        python.chain(npm).map(|p| p.spec.as_str()).collect()
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         self.pins.resolve_paths(base);
         for o in self.components.values_mut() {
@@ -447,6 +502,10 @@ impl Profile {
         let mut out = self.pins.problems("pins.");
         for (name, o) in &self.components {
             let at = format!("components.{name}");
+            if let Some(why) = name.not_overridable() {
+                out.push((at, why.into()));
+                continue;
+            }
             match &o.command {
                 Some(c) if c.is_empty() || c[0].trim().is_empty() => {
                     out.push((format!("{at}.command"), "must name a program: [\"/path/to/program\", args…]".into()))
@@ -606,6 +665,69 @@ hub:
         assert!(e.starts_with("profile.yaml: components.hub.env: invalid variable name"), "{e}");
         let e = err("pins:\n  python:\n    packages: [\"\"]\n");
         assert!(e.starts_with("profile.yaml: pins.python.packages[0].spec: empty package specifier"), "{e}");
+    }
+
+    #[test]
+    fn singleuser_override_is_refused_pointing_at_the_pin() {
+        let e = parse("components:\n  culler:\n    args: [--x]\n  singleuser:\n    args: [--debug]\n").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = e.to_string();
+        assert!(e.starts_with("profile.yaml: components.singleuser: cannot be overridden: "), "{e}");
+        assert!(e.contains("change its pin under pins.python.packages"), "{e}");
+        assert!(e.contains("(line 4)"), "{e}");
+        // Even a version label alone: it would claim a server build the run did not use.
+        let e = err("components:\n  singleuser:\n    version: mine\n");
+        assert!(e.starts_with("profile.yaml: components.singleuser: cannot be overridden"), "{e}");
+    }
+
+    #[test]
+    fn binder_override_is_refused_until_binderhub_arrives() {
+        let e = err("components:\n  binder:\n    env: {A: b}\n");
+        assert!(e.starts_with("profile.yaml: components.binder: cannot be overridden: not supported until BinderHub"), "{e}");
+        assert!(e.contains("HUBCHAOS_BINDERHUB"), "{e}");
+    }
+
+    #[test]
+    fn every_other_component_can_be_overridden() {
+        for c in ComponentName::ALL.into_iter().filter(|c| c.not_overridable().is_none()) {
+            parse(&format!("components:\n  {c}:\n    args: [--x]\n")).unwrap();
+        }
+        assert_eq!(ComponentName::ALL.iter().filter(|c| c.not_overridable().is_some()).count(), 2);
+    }
+
+    #[test]
+    fn version_lines_name_components_pins_and_hub_config() {
+        assert!(Profile::default().version_lines().is_empty());
+        let p = parse(FULL).unwrap();
+        assert_eq!(
+            p.version_lines(),
+            [
+                "hub: 6.1.1+patch",
+                "culler: my-branch",
+                "pin: jupyterhub-idle-culler @ git+https://github.com/me/jupyterhub-idle-culler@fix",
+                "pin: ./culler",
+                "pin: configurable-http-proxy@4.6.1",
+                "hub: extra_config appended to jupyterhub_config.py",
+            ]
+        );
+        let p = parse("components:\n  proxy:\n    args: [--x]\n").unwrap();
+        assert_eq!(p.version_lines(), ["proxy: no version given"]);
+    }
+
+    #[test]
+    fn describe_has_source_versions_and_pins_but_no_env() {
+        let mut p = parse(FULL).unwrap();
+        p.source = Some(PathBuf::from("mine.yaml"));
+        let d = p.describe();
+        assert_eq!(d["source"], "mine.yaml");
+        assert_eq!(d["versions"]["culler"], "my-branch");
+        assert_eq!(d["versions"]["hub"], "6.1.1+patch");
+        assert_eq!(d["pins"][2], "configurable-http-proxy@4.6.1");
+        assert_eq!(d["hub_extra_config"], true);
+        assert!(!d.to_string().contains("VALUE"), "{d}");
+        let empty = Profile::default().describe();
+        assert_eq!(empty["source"], serde_json::Value::Null);
+        assert_eq!(empty["versions"], serde_json::json!({}));
     }
 
     #[test]

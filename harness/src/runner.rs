@@ -185,7 +185,10 @@ pub async fn run(scenario: Scenario, kind: &dyn BackendKind, opts: RunOptions) -
             (Ok(r), Ok(s)) => (r, s),
             (Err(e), _) | (_, Err(e)) => return early(Outcome::Errored(format!("opening the history: {e}"))),
         };
-    let _ = std::fs::write(run_dir.path.join("scenario.json"), serde_json::to_vec_pretty(&scenario.describe()).unwrap_or_default());
+    let _ = std::fs::write(
+        run_dir.path.join("scenario.json"),
+        serde_json::to_vec_pretty(&scenario.describe_with_profile(opts.profile.as_ref())).unwrap_or_default(),
+    );
     let cancel = CancellationToken::new();
     let session = Session::open(
         kind,
@@ -257,7 +260,7 @@ pub async fn run(scenario: Scenario, kind: &dyn BackendKind, opts: RunOptions) -
     if let Err(e) = crate::report::plot::write_plots(&run_dir.path, &history) {
         eprintln!("hubchaos: drawing the plots failed: {e:#}");
     }
-    if let Err(e) = crate::report::summary::write(&run_dir, &scenario, &report, &history) {
+    if let Err(e) = crate::report::summary::write(&run_dir, &scenario, &report, &history, opts.profile.as_ref()) {
         eprintln!("hubchaos: writing the report failed: {e:#}");
     }
     finish(&run_dir, report)

@@ -22,7 +22,7 @@ use crate::component::image_cleaner::{CYCLE_LINE, ERROR_LINE, IMAGE_CLEANER};
 use crate::observe::history::History;
 use crate::observe::logs::{log_lines, watch_started};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ComponentUp {
     pub component: String,
     /// A log line that proves one cycle of work.
@@ -30,6 +30,7 @@ pub struct ComponentUp {
     /// A log line that is the component's own error.
     pub error: String,
     /// First cycle at most this long after the window opens.
+    #[serde(with = "humantime_serde")]
     pub within: Duration,
     pub max_restarts: u32,
 }

@@ -14,7 +14,8 @@ use crate::observe::history::History;
 use crate::observe::samples::Sample;
 
 /// Which side of the target is good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Direction {
     /// value <= target (e.g. users left after culling).
     AtMost,
@@ -52,7 +53,7 @@ impl Direction {
 ///
 /// Only samples taken at or after the workload start count: a target met before anything
 /// happened is not convergence.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Convergence {
     /// Sampled component, e.g. `hub`.
     pub component: String,
@@ -61,6 +62,7 @@ pub struct Convergence {
     pub target: f64,
     pub direction: Direction,
     /// Measured from the workload start.
+    #[serde(with = "humantime_serde")]
     pub deadline: Duration,
     /// Name suffix when a scenario uses several: `convergence:users`.
     pub label: Option<String>,

@@ -15,11 +15,12 @@ use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::disk::{NODE_DISK, USED_PCT};
 use crate::observe::history::History;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DiskBelow {
     /// Percent; usage at or above it is "over".
     pub threshold: f64,
     /// Back under within this long after each crossing.
+    #[serde(with = "humantime_serde")]
     pub within: Duration,
     /// `used_pct` (default), `blocks_used_pct` or `inodes_used_pct`.
     pub metric: String,

@@ -13,7 +13,8 @@ use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::{History, RequestRecord};
 
 /// Which answers count as errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ErrorClass {
     /// 400-499.
     Client4xx,
@@ -43,7 +44,7 @@ impl ErrorClass {
 
 /// The number of `class` answers to requests of `client` (in the workload window, or the whole
 /// history if the run recorded none) must be at most `limit`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorResponses {
     /// Recorder listener, e.g. `culler`.
     pub client: String,

@@ -11,7 +11,7 @@
 use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::{History, OpResult};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FailureReason {
     pub workload: String,
     pub op: String,

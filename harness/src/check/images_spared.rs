@@ -15,7 +15,7 @@ use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::docker::{DOCKERD, IMAGE};
 use crate::observe::history::History;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ImagesSpared;
 
 /// Rounds of `image` samples: time -> image id -> (tags, in use).

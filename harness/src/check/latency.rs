@@ -21,7 +21,7 @@ use crate::stats::nearest_rank;
 /// recorded latency that at least `q·n` requests did not exceed. It is always a latency that was
 /// actually observed. Every answered and unanswered request counts: for an unreachable upstream
 /// (status 0) the latency is how long the client waited to learn that.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LatencyCeiling {
     /// Recorder listener, e.g. `workload`.
     pub client: Option<String>,
@@ -31,6 +31,7 @@ pub struct LatencyCeiling {
     pub upstream: Option<String>,
     /// In (0, 1], e.g. 0.99.
     pub quantile: f64,
+    #[serde(with = "humantime_serde")]
     pub max: Duration,
     pub min_samples: usize,
     /// Name suffix when a scenario uses several: `latency:hub-api`.

@@ -26,7 +26,7 @@ use crate::stats::ols;
 /// The op a completed spawn is counted from (recorded by the `spawn-churn` workload).
 pub const SPAWN_CYCLE: &str = "spawn-cycle";
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LeakSlope {
     /// e.g. `hub`.
     pub component: String,

@@ -21,7 +21,7 @@ use crate::component::image_cleaner::IMAGE_CLEANER;
 use crate::observe::docker::{DOCKERD, IMAGES};
 use crate::observe::history::{FaultPhase, History, RequestRecord};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NoDeletion {
     /// The recorder client whose requests are judged (`image-cleaner`).
     pub client: String,

@@ -18,7 +18,7 @@ use crate::observe::history::History;
 /// number of matching requests that arrived within any half-open interval `[t, t + window)`,
 /// divided by `window` in seconds.
 /// A `window` longer than the judged span dilutes the peak: pick one well inside the workload.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RateCeiling {
     /// Recorder listener (`culler`, `workload`, ...).
     pub client: Option<String>,
@@ -28,6 +28,7 @@ pub struct RateCeiling {
     pub method: Option<String>,
     /// `2xx`, `4xx`, `5xx`, ... or `unreachable` (see `RequestRecord::status_class`).
     pub status_class: Option<String>,
+    #[serde(with = "humantime_serde")]
     pub window: Duration,
     pub max_per_second: f64,
     /// Name suffix when a scenario uses several: `rate-ceiling:culler`.

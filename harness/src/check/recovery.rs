@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::{FaultPhase, History, OpResult};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Recovery {
     /// The fault whose (first) injection starts the clock, e.g. `kill-process`.
     pub fault_kind: String,
@@ -21,6 +21,7 @@ pub struct Recovery {
     /// The op that shows service, e.g. `reach-server`.
     pub op: String,
     /// Recovered later than this => Fail.
+    #[serde(with = "humantime_serde")]
     pub within: Duration,
 }
 

@@ -5,7 +5,7 @@
 use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::History;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Restarts {
     pub component: String,
     pub at_least: u32,

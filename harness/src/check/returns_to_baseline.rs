@@ -24,7 +24,7 @@ use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::{History, WORKLOAD_STOP};
 use crate::stats::median;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ReturnsToBaseline {
     /// e.g. `hub`, or `residue`.
     pub component: String,
@@ -35,7 +35,9 @@ pub struct ReturnsToBaseline {
     pub per_metric: BTreeMap<String, f64>,
     /// The op that ends the baseline (the first spawn).
     pub first_op: String,
+    #[serde(with = "humantime_serde")]
     pub baseline_for: Duration,
+    #[serde(with = "humantime_serde")]
     pub end_for: Duration,
     pub min_samples: usize,
     /// The check's name; empty => `returns-to-baseline:<component>`.

@@ -22,7 +22,7 @@ use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::History;
 
 /// No user of the seeded `protected_classes` may be harmed (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NoProtectedUserHarmed {
     /// Judge only requests of this recorder listener (e.g. `culler`); the end snapshot is judged
     /// regardless.

@@ -70,7 +70,7 @@ impl CheckResult {
 
 /// A pure function of the history. Implementations are small typed structs, one per file,
 /// unit-tested on synthetic histories.
-pub trait Check: Send + Sync + std::fmt::Debug {
+pub trait Check: Send + Sync + std::fmt::Debug + crate::scenario::Declaration {
     /// Stable kebab-case name, used in reports and in expected-failure declarations.
     fn name(&self) -> String;
     fn check(&self, history: &History) -> CheckResult;
@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(Verdict::merge([]), Pass);
     }
 
-    #[derive(Debug)]
+    #[derive(Debug, Serialize)]
     struct Panics;
     impl Check for Panics {
         fn name(&self) -> String {

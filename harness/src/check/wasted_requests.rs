@@ -37,7 +37,7 @@ use crate::check::verdict::{Check, CheckResult, Verdict};
 use crate::observe::history::{History, RequestRecord, WORKLOAD_START};
 
 /// Wasted stops plus wasted deletes sent by `client` must be at most `limit`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WastedRequests {
     /// Recorder listener whose requests are judged, e.g. `culler`.
     pub client: String,

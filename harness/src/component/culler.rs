@@ -10,11 +10,13 @@ use crate::backend::local::command::CommandSpec;
 use crate::backend::local::spec::{ComponentSpec, Readiness, RestartPolicy};
 
 /// The culler's options, named as its command line names them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CullerOptions {
     /// `--timeout`: a server idle this long is culled.
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// `--cull-every`: seconds between rounds.
+    #[serde(with = "humantime_serde")]
     pub cull_every: Duration,
     /// `--cull-users`: delete users once their servers are stopped and they are idle.
     pub cull_users: bool,
@@ -25,6 +27,7 @@ pub struct CullerOptions {
     /// `--concurrency`: requests in flight at once.
     pub concurrency: u32,
     /// `--max-age`: cull servers older than this regardless of activity (0 = off).
+    #[serde(with = "humantime_serde")]
     pub max_age: Duration,
     /// `--api-page-size` (0 = the hub's default page size).
     pub api_page_size: u32,

@@ -14,16 +14,19 @@ use crate::backend::local::command::CommandSpec;
 use crate::backend::local::spec::{ComponentSpec, Readiness, RestartPolicy};
 
 /// Scenario-level choices about the hub (the rest is derived per run).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HubOptions {
     pub allow_named_servers: bool,
     pub named_server_limit_per_user: u32,
     /// How often the hub refreshes activity from the proxy AND re-checks the proxy's routes
     /// (the only thing that re-adds routes after an external proxy restart).
+    #[serde(with = "humantime_serde")]
     pub last_activity_interval: Duration,
     /// How often a single-user server posts its own activity (0 = never).
+    #[serde(with = "humantime_serde")]
     pub singleuser_activity_interval: Duration,
     /// How fast the hub notices a dead single-user process.
+    #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     pub admin_users: Vec<String>,
     pub log_level: String,

@@ -41,7 +41,8 @@ pub const DELETED_LINE: &str = r"Deleted \d+ (images|containers), freed";
 pub const ERROR_LINE: &str = r"^[A-Za-z_][\w.]*(Error|Exception)(: |$)|Timeout pruning";
 
 /// `DOCKER_IMAGE_CLEANER_THRESHOLD_TYPE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ThresholdType {
     /// `THRESHOLD_HIGH` is a percentage of blocks or inodes used, whichever is fuller.
     Relative,
@@ -59,16 +60,19 @@ impl ThresholdType {
 }
 
 /// The cleaner's settings, named after its environment variables.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CleanerOptions {
     /// `DOCKER_IMAGE_CLEANER_INTERVAL_SECONDS`: sleep between cycles.
+    #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// `DOCKER_IMAGE_CLEANER_DELAY_SECONDS` (only used after a prune timeout, as max(delay, 30)).
+    #[serde(with = "humantime_serde")]
     pub delay: Duration,
     pub threshold_type: ThresholdType,
     /// `DOCKER_IMAGE_CLEANER_THRESHOLD_HIGH`: percent (relative) or bytes (absolute).
     pub threshold_high: f64,
     /// `DOCKER_IMAGE_CLEANER_TIMEOUT_SECONDS`: the docker client's timeout.
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// `DOCKER_IMAGE_CLEANER_NODE_NAME`: cordon this Kubernetes node while pruning (kind only).
     pub node_name: Option<String>,

@@ -50,14 +50,14 @@ pub const REPO_PREFIX: &str = "hubchaos/";
 
 /// One layer: `bytes` of random content spread over `files` files (0 bytes = empty files:
 /// inodes only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct LayerSpec {
     pub bytes: u64,
     pub files: u32,
 }
 
 /// An image to make.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ImageSpec {
     /// Repository without tag, e.g. `hubchaos/filler-3` (the tag is the run's).
     pub name: String,

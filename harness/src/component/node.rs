@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 use super::image_cleaner::CleanerOptions;
 use super::images::ImageSpec;
 use super::node_disk::NodeDisk;
 
 /// What a scenario declares about its node (`Deployment::node`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeOptions {
     pub disk: NodeDisk,
     /// Images made before the cleaner starts; `true` = kept in use by a running container
@@ -17,6 +19,7 @@ pub struct NodeOptions {
     pub images: Vec<(ImageSpec, bool)>,
     /// The image cleaner, if the scenario runs one.
     pub cleaner: Option<CleanerOptions>,
+    #[serde(with = "humantime_serde")]
     pub dockerd_ready_within: Duration,
 }
 

@@ -96,7 +96,7 @@ pub fn requires_root() -> Result<(), String> {
 }
 
 /// A node disk of a chosen size and inode count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct NodeDisk {
     pub size_bytes: u64,
     /// `mkfs.ext4 -N`: how many inodes (ext4 rounds up to fill its inode tables); `None` = the

@@ -34,7 +34,7 @@ pub const ADMIN: &str = "admin";
 const START_CONCURRENCY: usize = 4;
 const READY_WITHIN: Duration = Duration::from_secs(90);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct AccumulateUsers {
     /// User names are `<prefix>-<class>-<n>`.
     pub prefix: String,
@@ -48,12 +48,14 @@ pub struct AccumulateUsers {
     /// Admin users, idle like `stopped` ones (a culler told to spare admins must spare them).
     pub admins: usize,
     /// How long ago the idle users were last active.
+    #[serde(with = "humantime_serde")]
     pub idle_for: Duration,
     /// Stopped named servers for each `stopped` user (needs `allow_named_servers`).
     pub stopped_named_per_user: usize,
     /// Of the `running-idle` users, how many also run an idle named server `idle-1`.
     pub running_idle_named: usize,
     /// How long the idle servers must have been idle when the fault is in place.
+    #[serde(with = "humantime_serde")]
     pub settle: Duration,
 }
 

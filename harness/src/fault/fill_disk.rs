@@ -42,7 +42,8 @@ pub const MIN_STEP_PCT: f64 = 0.5;
 pub const MAX_FILES: u64 = 2_000_000;
 
 /// What to fill, to which percentage (as the cleaner measures it: 1 - avail / total).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FillTarget {
     Blocks(f64),
     Inodes(f64),
@@ -70,7 +71,8 @@ impl FillTarget {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FillWith {
     /// Images of at most `step_pct` % of the disk (blocks) or of its inodes each.
     Images { step_pct: f64 },
@@ -78,7 +80,7 @@ pub enum FillWith {
     Files,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FillDisk {
     pub target: FillTarget,
     pub with: FillWith,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Fault, FaultGuard};
 use crate::env::Env;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct FloodApi {
     pub as_client: String,
     /// Seeded class whose (not running) servers are "stopped" again and again.

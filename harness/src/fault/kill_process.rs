@@ -7,7 +7,7 @@ use super::{Fault, FaultGuard};
 use crate::backend::ProcessSignal;
 use crate::env::Env;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct KillProcess {
     /// Component name, e.g. `proxy`.
     pub component: String,

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use super::{DeployPlan, Fault, FaultGuard};
 use crate::env::Env;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct LeakyHook {
     /// Bytes retained per spawn (100 KiB/spawn is the leak `soak::RSS_PER_SPAWN` must catch).
     pub bytes_per_spawn: usize,

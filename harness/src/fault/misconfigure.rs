@@ -18,7 +18,8 @@ use crate::backend::local::spec::ComponentSpec;
 use crate::env::Env;
 
 /// What the overridden variable becomes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum OverrideValue {
     Set(String),
     /// The component's own value without its `scheme://` prefix.
@@ -28,7 +29,7 @@ pub enum OverrideValue {
 }
 
 /// One override of one component's environment, applied at deploy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EnvOverride {
     pub component: String,
     pub key: String,
@@ -60,7 +61,7 @@ pub fn strip_scheme(v: &str) -> String {
     v.split_once("://").map_or(v, |(_, rest)| rest).to_string()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Misconfigure(pub EnvOverride);
 
 impl Misconfigure {

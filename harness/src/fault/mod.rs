@@ -42,7 +42,7 @@ pub struct DeployPlan {
 }
 
 #[async_trait]
-pub trait Fault: Send + Sync + std::fmt::Debug {
+pub trait Fault: Send + Sync + std::fmt::Debug + crate::scenario::Declaration {
     /// Stable kebab-case name, e.g. `kill-process`.
     fn kind(&self) -> &'static str;
 

@@ -6,7 +6,7 @@ use super::{Fault, FaultGuard};
 use crate::backend::ProcessSignal;
 use crate::env::Env;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PauseProcess {
     pub component: String,
 }

@@ -6,17 +6,21 @@ use std::time::Duration;
 
 use rand::Rng;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Schedule {
     /// First firing, after the workload window opens.
+    #[serde(with = "humantime_serde")]
     pub at: Duration,
     /// Repeat period; `None` fires once.
+    #[serde(with = "humantime_serde")]
     pub every: Option<Duration>,
     /// How many firings at most (1 for a one-shot).
     pub times: u32,
     /// Each firing is delayed by a random amount in `0..=jitter` (seeded: reproducible).
+    #[serde(with = "humantime_serde")]
     pub jitter: Duration,
     /// Heal this long after each firing; `None` keeps the fault until the window closes.
+    #[serde(with = "humantime_serde")]
     pub hold: Option<Duration>,
 }
 

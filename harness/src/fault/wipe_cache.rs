@@ -19,7 +19,7 @@ use crate::component::images::RUN_LABEL;
 use crate::component::node_disk::NodeLayout;
 use crate::env::Env;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct WipeCache {
     /// Only images with a tag starting with this (e.g. `hubchaos/r2d-`); `None` = all of the run.
     pub prefix: Option<String>,

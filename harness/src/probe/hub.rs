@@ -11,7 +11,7 @@ use crate::env::Env;
 pub const PROBE_CLIENT: &str = "probe";
 
 /// The hub's REST API answers `GET /hub/api/` with 200.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct HubAnswers;
 
 #[async_trait]
@@ -33,7 +33,7 @@ impl Probe for HubAnswers {
 
 /// Every server the hub says is ready answers through the proxy (`/user/{name}/api` returns
 /// the single-user server's version JSON): the routes in the proxy match the hub's state.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct ServersReachable {
     /// At least this many servers must be running (guards against "0 of 0 reachable").
     pub at_least: usize,
@@ -88,7 +88,7 @@ impl Probe for ServersReachable {
 }
 
 /// The hub has at most `max` users (e.g. the culler deleted the idle ones).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct UserCountAtMost {
     pub max: usize,
 }

@@ -28,7 +28,7 @@ impl ProbeResult {
 }
 
 #[async_trait]
-pub trait Probe: Send + Sync + std::fmt::Debug {
+pub trait Probe: Send + Sync + std::fmt::Debug + crate::scenario::Declaration {
     /// What must hold, e.g. "every running server answers through the proxy".
     fn describe(&self) -> String;
     async fn probe(&self, env: &Env) -> ProbeResult;

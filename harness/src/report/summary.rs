@@ -7,11 +7,14 @@ use std::fmt::Write as _;
 use super::run_dir::RunDir;
 use super::slopes;
 use crate::observe::history::{Event, History, OpResult};
+use crate::profile::Profile;
 use crate::runner::RunReport;
 use crate::scenario::{Expectation, Scenario};
 use crate::soak::WARMUP_SPAWNS;
 
-pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> String {
+/// `summary.md`; a run with a profile says so before its checks (the file and the versions
+/// it declares, see [`Profile::version_lines`]), since its results are not those of the stock pins.
+pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profile: Option<&Profile>) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# {} — {}\n", report.test_name, report.outcome.label());
     let _ = writeln!(md, "{}\n", scenario.incident.trim());
@@ -29,6 +32,9 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> Str
         Some(why) => {
             let _ = writeln!(md, "**Test:** FAILED — {}\n", why.replace('\n', " "));
         }
+    }
+    if let Some(p) = profile {
+        md.push_str(&render_profile(p));
     }
     let _ = writeln!(md, "## Checks\n\n| check | verdict | summary |\n|---|---|---|");
     for c in &report.checks {
@@ -126,6 +132,22 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History) -> Str
     md
 }
 
+fn render_profile(profile: &Profile) -> String {
+    let mut md = String::from("## Profile\n\n");
+    if let Some(source) = &profile.source {
+        let _ = writeln!(md, "`{}`\n", source.display());
+    }
+    let lines = profile.version_lines();
+    if lines.is_empty() {
+        md.push_str("No component overrides or pins.\n");
+    }
+    for l in lines {
+        let _ = writeln!(md, "- {l}");
+    }
+    md.push('\n');
+    md
+}
+
 fn fmt_num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e12 {
         format!("{v:.0}")
@@ -134,7 +156,54 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-pub fn write(run_dir: &RunDir, scenario: &Scenario, report: &RunReport, history: &History) -> anyhow::Result<()> {
-    std::fs::write(run_dir.path.join("summary.md"), render(scenario, report, history))?;
+/// Write `summary.md`, with the run's profile (if any) shown under "Profile".
+pub fn write(
+    run_dir: &RunDir,
+    scenario: &Scenario,
+    report: &RunReport,
+    history: &History,
+    profile: Option<&Profile>,
+) -> anyhow::Result<()> {
+    std::fs::write(run_dir.path.join("summary.md"), render(scenario, report, history, profile))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Outcome;
+
+    fn report() -> RunReport {
+        RunReport {
+            test_name: "local::hub::t".into(),
+            outcome: Outcome::Passed,
+            run_dir: "run".into(),
+            checks: Vec::new(),
+            key_figure: None,
+            deploy: None,
+            restarts: Vec::new(),
+            teardown_errors: Vec::new(),
+            wall_s: 1.0,
+            unexpected: None,
+        }
+    }
+
+    #[test]
+    fn a_profile_is_shown_before_the_checks() {
+        let s = Scenario::new("hub", "t", "incident");
+        let yaml = "components:\n  culler:\n    args: [--x]\n    version: my-branch\n";
+        let mut p = Profile::parse(std::path::Path::new("p.yaml"), yaml).unwrap();
+        p.source = Some("profiles/mine.yaml".into());
+        let md = render(&s, &report(), &History::default(), Some(&p));
+        let at = md.find("## Profile\n\n`profiles/mine.yaml`\n\n- culler: my-branch\n").expect(&md);
+        assert!(at < md.find("## Checks").unwrap(), "{md}");
+    }
+
+    #[test]
+    fn without_a_profile_there_is_no_profile_section() {
+        let s = Scenario::new("hub", "t", "incident");
+        let md = render(&s, &report(), &History::default(), None);
+        assert!(!md.contains("## Profile"), "{md}");
+        assert!(md.contains("## Checks"), "{md}");
+    }
 }

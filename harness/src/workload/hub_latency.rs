@@ -20,8 +20,9 @@ use crate::probe::hub::PROBE_CLIENT;
 /// At most this many probe requests in flight; beyond it a tick is skipped (and counted).
 const MAX_IN_FLIGHT: usize = 256;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct HubLatency {
+    #[serde(with = "humantime_serde")]
     pub every: Duration,
 }
 

@@ -18,8 +18,9 @@ use crate::env::Env;
 pub const NAME: &str = "import-images";
 pub const OP: &str = "import-image";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ImportImages {
+    #[serde(with = "humantime_serde")]
     pub every: Duration,
     /// Bytes per image.
     pub bytes: u64,

@@ -14,10 +14,11 @@ use crate::env::Env;
 
 pub const CLIENT: &str = "workload";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct KeepActive {
     /// Seeded class of the users kept active (`running-active`).
     pub class: String,
+    #[serde(with = "humantime_serde")]
     pub every: Duration,
 }
 

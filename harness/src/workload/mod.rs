@@ -20,7 +20,7 @@ pub use spawn_churn::SpawnChurn;
 use crate::env::Env;
 
 #[async_trait]
-pub trait Workload: Send + Sync + std::fmt::Debug {
+pub trait Workload: Send + Sync + std::fmt::Debug + crate::scenario::Declaration {
     /// Stable kebab-case name, e.g. `keep-active`.
     fn name(&self) -> String;
     /// Run until `stop` is cancelled (or the workload's own bound is reached).

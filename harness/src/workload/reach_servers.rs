@@ -13,9 +13,10 @@ use super::{record_op, Workload};
 use crate::component::hub_api::name_segment;
 use crate::env::Env;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ReachServers {
     pub classes: Vec<String>,
+    #[serde(with = "humantime_serde")]
     pub every: Duration,
 }
 

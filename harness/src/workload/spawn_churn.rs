@@ -46,7 +46,7 @@ pub const CLEANUP_WITHIN: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(200);
 const BACKOFF: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct SpawnChurn {
     /// Concurrent users (C): each cycles its own default server.
     pub users: usize,
@@ -57,8 +57,10 @@ pub struct SpawnChurn {
     /// Post activity for the server while it runs.
     pub activity: bool,
     /// How long a server may take to answer through the proxy, and to be gone after a stop.
+    #[serde(with = "humantime_serde")]
     pub ready_within: Duration,
     /// Resting time after creating the users, before the first spawn (the baseline).
+    #[serde(with = "humantime_serde")]
     pub quiet_before: Duration,
 }
 
