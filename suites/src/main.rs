@@ -1,10 +1,26 @@
 //! The scenario suite as a custom test harness (libtest-mimic): nextest lists it with
 //! `--list` (cheap: declarations only) and runs each scenario in its own process.
+//!
+//! With `HUBCHAOS_CATALOGUE=json` in its environment it prints the catalogue instead, one JSON
+//! entry per scenario (`hubchaos::catalogue`), for `hubchaos list` and for `hubchaos run` to
+//! check names against; it does so before reading any argument, so nextest's `--list` and
+//! `--exact` are answered as without it.
 
+use hubchaos::catalogue::{self, Entry};
 use hubchaos::runner::{missing_prerequisite, run_blocking, RunOptions};
+use hubchaos::scenario::Scenario;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-fn run_trial(build: fn() -> hubchaos::scenario::Scenario) -> Result<(), Failed> {
+/// The backend every scenario runs on today.
+const BACKEND: &str = "local";
+
+/// The test name of `scenario`: what nextest, `hubchaos run` and the catalogue call it. The
+/// only place this binary builds one.
+fn test_name(scenario: &Scenario) -> String {
+    scenario.test_name(BACKEND)
+}
+
+fn run_trial(build: fn() -> Scenario) -> Result<(), Failed> {
     let scenario = build();
     let opts = RunOptions::from_env().map_err(|e| Failed::from(format!("{e:#}")))?;
     let report = run_blocking(scenario, opts);
@@ -21,13 +37,34 @@ fn run_trial(build: fn() -> hubchaos::scenario::Scenario) -> Result<(), Failed> 
 }
 
 fn main() {
+    if let Some(request) = std::env::var_os(catalogue::REQUEST_VAR).filter(|v| !v.is_empty()) {
+        if request != catalogue::REQUEST_JSON {
+            eprintln!(
+                "scenarios: {}={} is not a catalogue format; use {}={} or unset it",
+                catalogue::REQUEST_VAR,
+                request.to_string_lossy(),
+                catalogue::REQUEST_VAR,
+                catalogue::REQUEST_JSON
+            );
+            std::process::exit(2);
+        }
+        let entries: Vec<Entry> = hubchaos_suites::catalogue()
+            .into_iter()
+            .map(|build| {
+                let scenario = build();
+                Entry::of(&scenario, test_name(&scenario))
+            })
+            .collect();
+        print!("{}", catalogue::to_json_lines(&entries));
+        return;
+    }
     let args = Arguments::from_args();
     let trials = hubchaos_suites::catalogue()
         .into_iter()
         .map(|build| {
             let scenario = build();
             let skip = missing_prerequisite(&scenario);
-            Trial::test(scenario.test_name("local"), move || run_trial(build)).with_ignored_flag(skip.is_some() || scenario.long)
+            Trial::test(test_name(&scenario), move || run_trial(build)).with_ignored_flag(skip.is_some() || scenario.long)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();
