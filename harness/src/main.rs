@@ -1,5 +1,6 @@
 //! `hubchaos`: the command line. Scenarios themselves live in the `suites` crate and run as
-//! test trials (`make test-chaos`); `list` and `run` hand over to that test binary.
+//! test trials (`make test-chaos`); `list` and `run` hand over to that test binary, passing it
+//! the profile this process validated.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -102,19 +103,30 @@ fn pins(profile: Option<&Profile>) -> Result<Pins, ExitCode> {
 }
 
 /// The scenario test binary, run through cargo so that it is built from this workspace first.
+/// Every hand-over (`list`, `run`) goes through [`Suite::command`], which gives the child the
+/// profile this process validated: as an absolute path, because the child runs in the
+/// workspace root and a relative `--profile` or `HUBCHAOS_PROFILE` would name another file there.
 struct Suite {
     cargo: OsString,
     workspace: PathBuf,
+    profile: Option<PathBuf>,
 }
 
 impl Suite {
-    fn new() -> Self {
-        Self { cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()), workspace: workspace_root() }
+    fn new(profile: Option<&Profile>) -> Result<Self, String> {
+        let profile = match profile.and_then(|p| p.source.as_deref()) {
+            Some(path) => Some(std::path::absolute(path).map_err(|e| format!("profile {}: {e}", path.display()))?),
+            None => None,
+        };
+        Ok(Self { cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()), workspace: workspace_root(), profile })
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.cargo);
         cmd.current_dir(&self.workspace).args(["test", "--quiet", "-p", "hubchaos-suites", "--test", "scenarios", "--"]).args(args);
+        if let Some(profile) = &self.profile {
+            cmd.env("HUBCHAOS_PROFILE", profile);
+        }
         cmd
     }
 
@@ -196,7 +208,13 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let suite = Suite::new();
+    let suite = match Suite::new(profile.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hubchaos: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match &cli.command {
         Command::Doctor => {
             let pins = match pins(profile.as_ref()) {
@@ -358,8 +376,34 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
+    use std::ffi::OsStr;
 
     use super::*;
+
+    fn profile_from(path: &str) -> Profile {
+        Profile { source: Some(PathBuf::from(path)), ..Profile::default() }
+    }
+
+    fn env_of<'a>(cmd: &'a std::process::Command, var: &str) -> Option<Option<&'a OsStr>> {
+        cmd.get_envs().find(|(k, _)| *k == OsStr::new(var)).map(|(_, v)| v)
+    }
+
+    #[test]
+    fn the_profile_reaches_the_suite_as_an_absolute_path() {
+        let suite = Suite::new(Some(&profile_from("profiles/my-culler.yaml"))).unwrap();
+        let cmd = suite.command(&["--exact", "local::culler::flood_replay"]);
+        let expected = std::env::current_dir().unwrap().join("profiles/my-culler.yaml");
+        assert_eq!(env_of(&cmd, "HUBCHAOS_PROFILE"), Some(Some(expected.as_os_str())));
+        assert_eq!(cmd.get_current_dir(), Some(workspace_root().as_path()));
+        let args: Vec<&OsStr> = cmd.get_args().collect();
+        assert_eq!(args[args.len() - 3..], ["--", "--exact", "local::culler::flood_replay"]);
+    }
+
+    #[test]
+    fn without_a_profile_the_suite_inherits_the_environment_untouched() {
+        let cmd = Suite::new(None).unwrap().command(&["--list"]);
+        assert_eq!(env_of(&cmd, "HUBCHAOS_PROFILE"), None);
+    }
 
     fn entries(names: &[&str]) -> Vec<Entry> {
         names

@@ -66,6 +66,28 @@ fn stderr(out: &Output) -> String {
 }
 
 #[test]
+fn run_hands_the_flag_profile_to_the_scenario_as_an_absolute_path() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new();
+    let out = sandbox.hubchaos(&["run", "--profile", "my-culler.yaml", "local::hub::proxy_killed"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let profile = sandbox.path().join("my-culler.yaml");
+    let runs = sandbox.runs();
+    assert!(runs.starts_with(&format!("HUBCHAOS_PROFILE={}\n", profile.display())), "{runs}");
+    assert!(runs.contains("-- --exact local::hub::proxy_killed"), "{runs}");
+}
+
+#[test]
+fn run_hands_a_relative_env_profile_over_as_an_absolute_path() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new();
+    let out = sandbox.hubchaos(&["run", "local::hub::proxy_killed"], &[("HUBCHAOS_PROFILE", "my-culler.yaml")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs = sandbox.runs();
+    assert!(runs.starts_with(&format!("HUBCHAOS_PROFILE={}\n", sandbox.path().join("my-culler.yaml").display())), "{runs}");
+}
+
+#[test]
 fn an_unknown_name_exits_2_names_the_nearest_and_runs_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let sandbox = Sandbox::new();
