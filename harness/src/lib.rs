@@ -23,6 +23,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod catalogue;
 pub mod check;
 pub mod component;
 pub mod doctor;

@@ -1,10 +1,13 @@
 //! `hubchaos`: the command line. Scenarios themselves live in the `suites` crate and run as
-//! test trials (`make test-chaos`); `list` and `run` hand over to that test binary.
+//! test trials (`make test-chaos`); `list` and `run` hand over to that test binary, passing it
+//! the profile this process validated.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::process::{ExitCode, Stdio};
 
 use clap::{Parser, Subcommand};
+use hubchaos::catalogue::{self, Entry};
 use hubchaos::doctor::{all_required_ok, doctor, render_table};
 use hubchaos::paths::{runs_root, workspace_root};
 use hubchaos::profile::Profile;
@@ -36,9 +39,11 @@ enum Command {
     Doctor,
     /// Install (or reuse) the pinned components' environment and show it.
     Env,
-    /// List the scenarios (test names).
+    /// The scenarios: test name, whether long, what each needs, what it replays, and why it
+    /// would be skipped on this machine.
     List,
-    /// Run scenarios by exact test name, e.g. `local::culler::flood_replay`.
+    /// Run scenarios by exact test name, e.g. `local::culler::flood_replay`; every name is
+    /// checked before any runs (an unknown one: exit 2 and the nearest match).
     Run {
         #[arg(required = true)]
         scenarios: Vec<String>,
@@ -97,20 +102,102 @@ fn pins(profile: Option<&Profile>) -> Result<Pins, ExitCode> {
     Ok(profile.map(|p| p.pins(&base)).unwrap_or(base))
 }
 
-/// Hand over to the scenario test binary (built by cargo from this workspace).
-fn suites(args: &[&str]) -> ExitCode {
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace_root())
-        .args(["test", "--quiet", "-p", "hubchaos-suites", "--test", "scenarios", "--"])
-        .args(args)
-        .status();
-    match status {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(s) => ExitCode::from(s.code().unwrap_or(1) as u8),
-        Err(e) => {
-            eprintln!("hubchaos: running the scenario suite with cargo failed: {e} (is cargo on PATH?)");
-            ExitCode::from(1)
+/// The scenario test binary, run through cargo so that it is built from this workspace first.
+/// Every hand-over (`list`, `run`) goes through [`Suite::command`], which gives the child the
+/// profile this process validated: as an absolute path, because the child runs in the
+/// workspace root and a relative `--profile` or `HUBCHAOS_PROFILE` would name another file there.
+struct Suite {
+    cargo: OsString,
+    workspace: PathBuf,
+    profile: Option<PathBuf>,
+}
+
+impl Suite {
+    fn new(profile: Option<&Profile>) -> Result<Self, String> {
+        let profile = match profile.and_then(|p| p.source.as_deref()) {
+            Some(path) => Some(std::path::absolute(path).map_err(|e| format!("profile {}: {e}", path.display()))?),
+            None => None,
+        };
+        Ok(Self { cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()), workspace: workspace_root(), profile })
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.cargo);
+        cmd.current_dir(&self.workspace).args(["test", "--quiet", "-p", "hubchaos-suites", "--test", "scenarios", "--"]).args(args);
+        if let Some(profile) = &self.profile {
+            cmd.env("HUBCHAOS_PROFILE", profile);
         }
+        cmd
+    }
+
+    /// Run the suite with `args`; its exit code (1 if it could not be started).
+    fn run(&self, args: &[&str]) -> u8 {
+        match self.command(args).status() {
+            Ok(s) => exit_code_of(s),
+            Err(e) => {
+                eprintln!("hubchaos: running the scenario suite with cargo failed: {e} (is cargo on PATH?)");
+                1
+            }
+        }
+    }
+
+    /// Every scenario's catalogue entry; on failure the message is printed and the exit code returned.
+    fn catalogue(&self) -> Result<Vec<Entry>, u8> {
+        let mut cmd = self.command(&[]);
+        cmd.env(catalogue::REQUEST_VAR, catalogue::REQUEST_JSON).stdin(Stdio::null()).stderr(Stdio::inherit());
+        let out = match cmd.output() {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("hubchaos: running the scenario suite with cargo failed: {e} (is cargo on PATH?)");
+                return Err(1);
+            }
+        };
+        if !out.status.success() {
+            eprintln!("hubchaos: the scenario suite did not build or answer (cargo: {}); its errors are above", out.status);
+            return Err(exit_code_of(out.status));
+        }
+        catalogue::from_json_lines(&String::from_utf8_lossy(&out.stdout)).map_err(|e| {
+            eprintln!("hubchaos: {e:#}");
+            1
+        })
+    }
+}
+
+fn exit_code_of(status: std::process::ExitStatus) -> u8 {
+    match status.code() {
+        Some(0) => 0,
+        Some(c) => u8::try_from(c).ok().filter(|c| *c != 0).unwrap_or(1),
+        None => 1,
+    }
+}
+
+/// `hubchaos run`: every name is checked against the catalogue before any scenario runs, so a
+/// typo fails the job (exit 2, the valid names, the nearest match) instead of running nothing.
+/// Then each runs in turn; the exit code is the last failing one's.
+fn run_scenarios(names: &[String], catalogue: impl FnOnce() -> Result<Vec<Entry>, u8>, mut run_one: impl FnMut(&str) -> u8) -> u8 {
+    let entries = match catalogue() {
+        Ok(entries) => entries,
+        Err(code) => return code,
+    };
+    if let Err(e) = catalogue::check_names(names, &entries) {
+        eprint!("hubchaos: {e}");
+        return e.exit_code();
+    }
+    let mut code = 0;
+    for name in names {
+        let c = run_one(name);
+        if c != 0 {
+            code = c;
+        }
+    }
+    code
+}
+
+/// `HUBCHAOS_SEED` is read by each scenario; a bad one is bad input here, before anything runs.
+fn check_seed() -> Result<(), String> {
+    match std::env::var("HUBCHAOS_SEED") {
+        Ok(s) if s.parse::<u64>().is_err() => Err(format!("HUBCHAOS_SEED={s:?} is not a number: unset it or give an integer")),
+        _ => Ok(()),
     }
 }
 
@@ -120,6 +207,13 @@ fn main() -> ExitCode {
     let profile = match load_profile(&cli) {
         Ok(p) => p,
         Err(code) => return code,
+    };
+    let suite = match Suite::new(profile.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hubchaos: {e}");
+            return ExitCode::from(2);
+        }
     };
     match &cli.command {
         Command::Doctor => {
@@ -154,16 +248,23 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::List => suites(&["--list"]),
-        Command::Run { scenarios } => {
-            let mut code = ExitCode::SUCCESS;
-            for s in scenarios {
-                let c = suites(&["--exact", s, "--nocapture", "--include-ignored"]);
-                if c != ExitCode::SUCCESS {
-                    code = c;
-                }
+        Command::List => match suite.catalogue() {
+            Ok(entries) => {
+                print!("{}", catalogue::render_table(&entries));
+                ExitCode::SUCCESS
             }
-            code
+            Err(code) => ExitCode::from(code),
+        },
+        Command::Run { scenarios } => {
+            if let Err(e) = check_seed() {
+                eprintln!("hubchaos: {e}");
+                return ExitCode::from(2);
+            }
+            ExitCode::from(run_scenarios(
+                scenarios,
+                || suite.catalogue(),
+                |name| suite.run(&["--exact", name, "--nocapture", "--include-ignored"]),
+            ))
         }
         Command::Report { run } => match hubchaos::report::table::render_group(&runs_root().join(run)) {
             Ok(table) => {
@@ -269,5 +370,97 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    fn profile_from(path: &str) -> Profile {
+        Profile { source: Some(PathBuf::from(path)), ..Profile::default() }
+    }
+
+    fn env_of<'a>(cmd: &'a std::process::Command, var: &str) -> Option<Option<&'a OsStr>> {
+        cmd.get_envs().find(|(k, _)| *k == OsStr::new(var)).map(|(_, v)| v)
+    }
+
+    #[test]
+    fn the_profile_reaches_the_suite_as_an_absolute_path() {
+        let suite = Suite::new(Some(&profile_from("profiles/my-culler.yaml"))).unwrap();
+        let cmd = suite.command(&["--exact", "local::culler::flood_replay"]);
+        let expected = std::env::current_dir().unwrap().join("profiles/my-culler.yaml");
+        assert_eq!(env_of(&cmd, "HUBCHAOS_PROFILE"), Some(Some(expected.as_os_str())));
+        assert_eq!(cmd.get_current_dir(), Some(workspace_root().as_path()));
+        let args: Vec<&OsStr> = cmd.get_args().collect();
+        assert_eq!(args[args.len() - 3..], ["--", "--exact", "local::culler::flood_replay"]);
+    }
+
+    #[test]
+    fn without_a_profile_the_suite_inherits_the_environment_untouched() {
+        let cmd = Suite::new(None).unwrap().command(&["--list"]);
+        assert_eq!(env_of(&cmd, "HUBCHAOS_PROFILE"), None);
+    }
+
+    fn entries(names: &[&str]) -> Vec<Entry> {
+        names
+            .iter()
+            .map(|n| Entry {
+                test_name: n.to_string(),
+                area: String::new(),
+                name: String::new(),
+                incident: String::new(),
+                long: false,
+                needs: Vec::new(),
+                skip_reason: None,
+            })
+            .collect()
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn one_unknown_name_runs_nothing_and_exits_2() {
+        let ran = RefCell::new(Vec::new());
+        let code = run_scenarios(
+            &strings(&["local::culler::flood_replay", "local::culler::flod_replay"]),
+            || Ok(entries(&["local::culler::flood_replay", "local::hub::proxy_killed"])),
+            |name| {
+                ran.borrow_mut().push(name.to_string());
+                0
+            },
+        );
+        assert_eq!(code, 2);
+        assert!(ran.borrow().is_empty(), "ran {:?} although a name was unknown", ran.borrow());
+    }
+
+    #[test]
+    fn known_names_run_in_order_and_a_failure_is_the_exit_code() {
+        let ran = RefCell::new(Vec::new());
+        let code = run_scenarios(
+            &strings(&["local::hub::proxy_killed", "local::culler::flood_replay"]),
+            || Ok(entries(&["local::culler::flood_replay", "local::hub::proxy_killed"])),
+            |name| {
+                ran.borrow_mut().push(name.to_string());
+                if name == "local::hub::proxy_killed" {
+                    101
+                } else {
+                    0
+                }
+            },
+        );
+        assert_eq!(code, 101);
+        assert_eq!(*ran.borrow(), strings(&["local::hub::proxy_killed", "local::culler::flood_replay"]));
+    }
+
+    #[test]
+    fn a_catalogue_that_cannot_be_had_runs_nothing_and_passes_its_code_on() {
+        let code = run_scenarios(&strings(&["local::hub::proxy_killed"]), || Err(101), |_| panic!("nothing may run"));
+        assert_eq!(code, 101);
     }
 }

@@ -1,15 +1,31 @@
 //! The scenario suite as a custom test harness (libtest-mimic): nextest lists it with
 //! `--list` (cheap: declarations only) and runs each scenario in its own process.
+//!
+//! With `HUBCHAOS_CATALOGUE=json` in its environment it prints the catalogue instead, one JSON
+//! entry per scenario (`hubchaos::catalogue`), for `hubchaos list` and for `hubchaos run` to
+//! check names against; it does so before reading any argument, so nextest's `--list` and
+//! `--exact` are answered as without it.
 
 use hubchaos::backend::local::Local;
 use hubchaos::backend::BackendKind;
+use hubchaos::catalogue::{self, Entry};
 use hubchaos::runner::{run_blocking, RunOptions};
+use hubchaos::scenario::Scenario;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-fn run_trial(build: fn() -> hubchaos::scenario::Scenario) -> Result<(), Failed> {
+/// The backend every scenario runs on today.
+const BACKEND: Local = Local;
+
+/// The test name of `scenario`: what nextest, `hubchaos run` and the catalogue call it. The
+/// only place this binary builds one.
+fn test_name(scenario: &Scenario) -> String {
+    scenario.test_name(BACKEND.name())
+}
+
+fn run_trial(build: fn() -> Scenario) -> Result<(), Failed> {
     let scenario = build();
     let opts = RunOptions::from_env().map_err(|e| Failed::from(format!("{e:#}")))?;
-    let report = run_blocking(scenario, &Local, opts);
+    let report = run_blocking(scenario, &BACKEND, opts);
     println!("{} {}", report.test_name, report.outcome.label());
     for c in &report.checks {
         println!("  {:<28} {:<7} {}", c.check, c.verdict.to_string(), c.summary.replace('\n', " "));
@@ -23,13 +39,34 @@ fn run_trial(build: fn() -> hubchaos::scenario::Scenario) -> Result<(), Failed> 
 }
 
 fn main() {
+    if let Some(request) = std::env::var_os(catalogue::REQUEST_VAR).filter(|v| !v.is_empty()) {
+        if request != catalogue::REQUEST_JSON {
+            eprintln!(
+                "scenarios: {}={} is not a catalogue format; use {}={} or unset it",
+                catalogue::REQUEST_VAR,
+                request.to_string_lossy(),
+                catalogue::REQUEST_VAR,
+                catalogue::REQUEST_JSON
+            );
+            std::process::exit(2);
+        }
+        let entries: Vec<Entry> = hubchaos_suites::catalogue()
+            .into_iter()
+            .map(|build| {
+                let scenario = build();
+                Entry::of(&scenario, test_name(&scenario), BACKEND.cannot_run(&scenario))
+            })
+            .collect();
+        print!("{}", catalogue::to_json_lines(&entries));
+        return;
+    }
     let args = Arguments::from_args();
     let trials = hubchaos_suites::catalogue()
         .into_iter()
         .map(|build| {
             let scenario = build();
-            let skip = Local.cannot_run(&scenario);
-            Trial::test(scenario.test_name(Local.name()), move || run_trial(build)).with_ignored_flag(skip.is_some() || scenario.long)
+            let skip = BACKEND.cannot_run(&scenario);
+            Trial::test(test_name(&scenario), move || run_trial(build)).with_ignored_flag(skip.is_some() || scenario.long)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();
