@@ -53,7 +53,11 @@ use crate::scenario::{Needs, Scenario};
 /// How often samplers scrape.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// How long steady-state probes get BEFORE the run (the stack was just declared ready).
+#[cfg(not(test))]
 const STEADY_BEFORE_WITHIN: Duration = Duration::from_secs(30);
+/// The runner's own tests run against a fake backend whose probes answer at once.
+#[cfg(test)]
+const STEADY_BEFORE_WITHIN: Duration = Duration::from_secs(1);
 /// Each undo step of the teardown.
 const UNDO_WITHIN: Duration = Duration::from_secs(20);
 /// How long a workload may take to notice cancellation.
@@ -69,6 +73,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// The run store (`None`: `target/hubchaos/runs` or `HUBCHAOS_RUNS`).
     pub runs: Option<PathBuf>,
+    /// Cancelling it interrupts the run as SIGINT does (for callers that embed the runner).
+    pub cancel: Option<CancellationToken>,
 }
 
 impl RunOptions {
@@ -80,7 +86,7 @@ impl RunOptions {
             Ok(s) => Some(s.parse().with_context(|| format!("HUBCHAOS_SEED={s:?} is not a number: unset it or give an integer"))?),
             Err(_) => None,
         };
-        Ok(Self { profile, keep, seed, progress: false, runs: None })
+        Ok(Self { profile, keep, seed, progress: false, runs: None, cancel: None })
     }
 }
 
@@ -189,7 +195,7 @@ pub async fn run(scenario: Scenario, kind: &dyn BackendKind, opts: RunOptions) -
         run_dir.path.join("scenario.json"),
         serde_json::to_vec_pretty(&scenario.describe_with_profile(opts.profile.as_ref())).unwrap_or_default(),
     );
-    let cancel = CancellationToken::new();
+    let cancel = opts.cancel.clone().unwrap_or_default();
     let session = Session::open(
         kind,
         &scenario.needs,
@@ -219,7 +225,7 @@ pub async fn run(scenario: Scenario, kind: &dyn BackendKind, opts: RunOptions) -
     // 3-10.
     let lifecycle = lifecycle(&scenario, env, session.backend.as_ref()).await;
     let mut outcome = lifecycle.outcome.clone().unwrap_or_else(|| Outcome::from_checks(&lifecycle.checks, lifecycle.deviated.clone()));
-    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) || opts.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
         outcome = Outcome::Interrupted;
     }
 
@@ -580,5 +586,166 @@ fn keep_or_heal(
                 let _ = guard.heal().await;
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+
+    use super::*;
+    use crate::fault::{KillProcess, PauseProcess, Schedule};
+    use crate::prelude::{CullerOptions, Deployment, HubOptions, SteadyState};
+    use crate::probe::ProbeResult;
+    use crate::testkit::{Failure, FakeBackend, FakeKind};
+
+    /// A probe that holds or not, at once.
+    #[derive(Debug, Serialize)]
+    struct Holds(bool);
+
+    #[async_trait::async_trait]
+    impl Probe for Holds {
+        fn describe(&self) -> String {
+            format!("holds is {}", self.0)
+        }
+        async fn probe(&self, _env: &Env) -> crate::probe::ProbeResult {
+            ProbeResult::new(self.0, "as told")
+        }
+    }
+
+    fn scenario() -> Scenario {
+        let mut s = Scenario::new("test", "lifecycle", "The runner's own test.");
+        s.deploy = Deployment { culler: Some(CullerOptions::default()), ..Deployment::hub(HubOptions::default()) };
+        s.duration = Duration::from_millis(300);
+        s.steady_state =
+            SteadyState { before: vec![Box::new(Holds(true))], after: vec![Box::new(Holds(true))], recovery: Duration::from_secs(1) };
+        s
+    }
+
+    async fn run_on(s: Scenario, kind: &FakeKind) -> (RunReport, tempfile::TempDir) {
+        let runs = tempfile::tempdir().unwrap();
+        let opts = RunOptions { runs: Some(runs.path().into()), seed: Some(1), ..RunOptions::default() };
+        (run(s, kind, opts).await, runs)
+    }
+
+    const TEARDOWN: [&str; 2] = ["stop-components", "release"];
+
+    #[tokio::test]
+    async fn the_lifecycle_runs_in_its_documented_order() {
+        let kind = FakeKind::new(FakeBackend::default());
+        let mut s = scenario();
+        s.faults = vec![Scheduled::new(KillProcess::of("hub"), Schedule::at(Duration::from_millis(100)))];
+        let (r, _runs) = run_on(s, &kind).await;
+        assert_eq!(r.outcome, Outcome::Passed, "{r:?}");
+        assert_eq!(r.test_name, "fake::test::lifecycle");
+        assert_eq!(
+            kind.backend.calls(),
+            ["open", "deploy", "samplers", "deploy-after-setup", "signal hub Kill", "sampler-stopped", "stop-components", "release"]
+        );
+        for f in ["outcome.json", "summary.md", "scenario.json", "history.jsonl"] {
+            assert!(r.run_dir.join(f).exists(), "{f} missing in {}", r.run_dir.display());
+        }
+        assert!(r.run_dir.to_string_lossy().contains("fake-test-lifecycle"));
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_cannot_run_it_skips_it_before_opening() {
+        let kind = FakeKind { cannot_run: Some("needs a cluster".into()), ..FakeKind::new(FakeBackend::default()) };
+        let (r, _runs) = run_on(scenario(), &kind).await;
+        assert_eq!(r.outcome, Outcome::Skipped("needs a cluster".into()));
+        assert!(kind.backend.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_missing_prerequisite_found_when_opening_skips_it() {
+        let kind = FakeKind::new(FakeBackend::failing(Failure::Missing("no docker".into())));
+        let (r, _runs) = run_on(scenario(), &kind).await;
+        assert_eq!(r.outcome, Outcome::Skipped("no docker".into()));
+        assert_eq!(kind.backend.calls(), ["open"]);
+    }
+
+    #[tokio::test]
+    async fn deploy_and_readiness_failures_are_errored_and_still_torn_down() {
+        for (failure, says) in [(Failure::Deploy, "cannot start hub"), (Failure::Readiness, "not ready within")] {
+            let kind = FakeKind::new(FakeBackend::failing(failure));
+            let (r, _runs) = run_on(scenario(), &kind).await;
+            match &r.outcome {
+                Outcome::Errored(why) => assert!(why.starts_with("deploy failed") && why.contains(says), "{why}"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(kind.backend.calls(), ["open", "deploy", TEARDOWN[0], TEARDOWN[1]]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_the_setup_is_errored_and_no_workload_or_fault_runs() {
+        let kind = FakeKind::new(FakeBackend::failing(Failure::AfterSetup));
+        let mut s = scenario();
+        s.faults = vec![Scheduled::new(KillProcess::of("hub"), Schedule::at(Duration::from_millis(50)))];
+        let (r, _runs) = run_on(s, &kind).await;
+        assert!(matches!(&r.outcome, Outcome::Errored(why) if why.contains("cannot start the culler")), "{:?}", r.outcome);
+        let calls = kind.backend.calls();
+        assert!(!calls.iter().any(|c| c.starts_with("signal")), "{calls:?}");
+        assert!(calls.ends_with(&TEARDOWN.map(String::from)), "{calls:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_start_is_aborted_before_any_sampler_or_fault() {
+        let kind = FakeKind::new(FakeBackend::default());
+        let mut s = scenario();
+        s.steady_state.before = vec![Box::new(Holds(false))];
+        let (r, _runs) = run_on(s, &kind).await;
+        assert!(matches!(&r.outcome, Outcome::Aborted(why) if why.contains("holds is false")), "{:?}", r.outcome);
+        assert_eq!(kind.backend.calls(), ["open", "deploy", TEARDOWN[0], TEARDOWN[1]]);
+    }
+
+    #[tokio::test]
+    async fn no_return_to_steady_state_is_deviated() {
+        let kind = FakeKind::new(FakeBackend::default());
+        let mut s = scenario();
+        s.steady_state.after = vec![Box::new(Holds(false))];
+        s.steady_state.recovery = Duration::from_millis(200);
+        let (r, _runs) = run_on(s, &kind).await;
+        assert!(matches!(&r.outcome, Outcome::Deviated(why) if why.contains("holds is false")), "{:?}", r.outcome);
+    }
+
+    #[tokio::test]
+    async fn cancelling_interrupts_the_window_heals_and_tears_down() {
+        let kind = FakeKind::new(FakeBackend::default());
+        let mut s = scenario();
+        s.duration = Duration::from_secs(30);
+        s.faults = vec![Scheduled::new(PauseProcess::of("hub"), Schedule::at(Duration::from_millis(50)))];
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            c.cancel();
+        });
+        let runs = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let opts = RunOptions { runs: Some(runs.path().into()), cancel: Some(cancel), ..RunOptions::default() };
+        let r = run(s, &kind, opts).await;
+        assert_eq!(r.outcome, Outcome::Interrupted);
+        assert!(started.elapsed() < Duration::from_secs(10), "the 30 s window was not cut short");
+        let calls = kind.backend.calls();
+        let resumed = calls.iter().position(|c| c == "signal hub Resume").expect("the paused hub was resumed");
+        assert!(resumed < calls.iter().position(|c| c == "stop-components").unwrap(), "{calls:?}");
+    }
+
+    /// A fault held for a while must not delay another schedule's firing (it did when the
+    /// runner fired every schedule's faults one after the other).
+    #[tokio::test]
+    async fn schedules_fire_on_their_own_time() {
+        let kind = FakeKind::new(FakeBackend::default());
+        let mut s = scenario();
+        s.duration = Duration::from_millis(1500);
+        s.faults = vec![
+            Scheduled::new(PauseProcess::of("hub"), Schedule::at(Duration::from_millis(50)).held_for(Duration::from_millis(800))),
+            Scheduled::new(KillProcess::of("proxy"), Schedule::at(Duration::from_millis(200))),
+        ];
+        let (r, _runs) = run_on(s, &kind).await;
+        assert_eq!(r.outcome, Outcome::Passed, "{r:?}");
+        let calls: Vec<String> = kind.backend.calls().into_iter().filter(|c| c.starts_with("signal")).collect();
+        assert_eq!(calls, ["signal hub Pause", "signal proxy Kill", "signal hub Resume"]);
     }
 }
