@@ -63,7 +63,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::observe::history::{secs, Recorder};
-use crate::observe::recorder::{RecordingProxy, Upstream};
+use crate::observe::recording_proxy::{RecordingProxy, Upstream};
 use crate::stats::median;
 
 /// Throughput goal: proxied req/s at least this fraction of direct req/s.

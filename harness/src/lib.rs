@@ -10,7 +10,7 @@
 //! | `Fault` / `FaultGuard` / `Schedule` | an injected failure, its heal, when it fires | [`fault`] |
 //! | `Workload` | drives the system, records ops | [`workload`] |
 //! | `Recorder` / `History` | append-only events -> `history.jsonl` | [`observe::history`] |
-//! | `RecordingProxy` | the HTTP proxy every client of the hub talks through | [`observe::recorder`] |
+//! | `RecordingProxy` | the HTTP proxy every client of the hub talks through | [`observe::recording_proxy`] |
 //! | `Sampler` | periodic metrics -> `samples.jsonl` | [`observe::prom`] |
 //! | `Probe` / `SteadyState` | live predicates before and after the run | [`probe`], [`scenario`] |
 //! | `Check` / `Verdict` | pure functions of the history | [`check`] |
@@ -62,6 +62,7 @@ pub mod prelude {
     pub use crate::observe::residue::{HOME_DIRS, RESIDUE, RUNTIME_FILES};
     pub use crate::probe::{HubAnswers, ServersReachable, UserCountAtMost};
     pub use crate::scenario::{Deployment, Expectation, Needs, Scenario, SteadyState};
+    pub use crate::workload::hub_latency::HUB_LATENCY;
     pub use crate::workload::{HubLatency, KeepActive, ReachServers};
     pub use crate::workload::{ImportImages, SpawnChurn};
 }

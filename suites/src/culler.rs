@@ -126,7 +126,7 @@ pub fn culler_replay(
             Convergence::new(HUB_API, ACTIVE_SERVERS, Direction::AtMost, running_active, deadline).label("idle-servers").hold_until_end(),
         ),
         Box::new(NoProtectedUserHarmed::new(Some("culler"), &[RUNNING_ACTIVE, ADMIN])),
-        Box::new(LatencyCeiling::new(Duration::from_millis(500)).client("probe").label("hub")),
+        Box::new(LatencyCeiling::new(Duration::from_millis(500)).client(HUB_LATENCY).label("hub")),
     ];
     s.key_figure("convergence:users", "time_to_converge_s", "s")
 }

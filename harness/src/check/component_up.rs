@@ -132,14 +132,17 @@ impl Check for ComponentUp {
 mod tests {
     use super::*;
     use crate::check::testkit::{all, history, phase, secs, window};
-    use crate::observe::history::{Entry, Event, PhaseEvent, RestartEvent};
+    use crate::observe::history::{Entry, Event, LogEvent, LogKind, RestartEvent};
 
     fn watch(at: f64) -> Entry {
-        Entry { at: secs(at), event: Event::Phase(PhaseEvent { name: "log-watch:image-cleaner".into(), detail: String::new() }) }
+        Entry {
+            at: secs(at),
+            event: Event::Log(LogEvent { component: "image-cleaner".into(), kind: LogKind::Watching, text: String::new() }),
+        }
     }
 
     fn log(at: f64, line: &str) -> Entry {
-        Entry { at: secs(at), event: Event::Phase(PhaseEvent { name: "log:image-cleaner".into(), detail: line.into() }) }
+        Entry { at: secs(at), event: Event::Log(LogEvent { component: "image-cleaner".into(), kind: LogKind::Line, text: line.into() }) }
     }
 
     fn restart(at: f64, attempt: u32) -> Entry {

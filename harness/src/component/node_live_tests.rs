@@ -29,7 +29,7 @@ use crate::observe::disk::{DiskSampler, DiskUsage};
 use crate::observe::docker::DockerSampler;
 use crate::observe::history::{Recorder, SETUP_DONE, WORKLOAD_START, WORKLOAD_STOP};
 use crate::observe::logs::LogWatcher;
-use crate::observe::recorder::{RecordingProxy, Upstream};
+use crate::observe::recording_proxy::{RecordingProxy, Upstream};
 use crate::observe::samples::SampleSink;
 use crate::runner::Session;
 

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::recorder::RecordingProxy;
+use super::recording_proxy::RecordingProxy;
 
 /// One source of request events in the history.
 #[async_trait]
@@ -96,7 +96,7 @@ mod tests {
 
     use super::*;
     use crate::observe::history::Recorder;
-    use crate::observe::recorder::Upstream;
+    use crate::observe::recording_proxy::Upstream;
 
     #[tokio::test]
     async fn one_listener_per_client_and_close_stops_them() {

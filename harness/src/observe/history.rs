@@ -57,6 +57,8 @@ pub enum Event {
     Seeded(SeededUsers),
     /// A lifecycle marker: workload window open/closed, steady state results, ...
     Phase(PhaseEvent),
+    /// A line of a component's own log that a check needs, or the start of its watch.
+    Log(LogEvent),
 }
 
 /// An HTTP request as the recorder saw it.
@@ -177,6 +179,25 @@ pub struct PhaseEvent {
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+}
+
+/// What a log watcher recorded (see [`crate::observe::logs`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogEvent {
+    pub component: String,
+    pub kind: LogKind,
+    /// The line (cut), or for `watching` the patterns looked for.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogKind {
+    /// A watcher started reading the component's log (so "no line matched" is not "nobody
+    /// was watching").
+    Watching,
+    /// A line that matched the watcher's patterns.
+    Line,
 }
 
 pub const WORKLOAD_START: &str = "workload-start";

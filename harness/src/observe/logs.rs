@@ -5,12 +5,10 @@
 //! that file (polling, 200 ms) and records only lines matching its patterns, so the history
 //! stays small. A line is stamped when the watcher reads it (at most one poll late).
 //!
-//! Encoding: until the history has its own event for it, a line is a `Phase` named
-//! `log:<component>` whose detail is the line, and the watcher announces itself with a
-//! `log-watch:<component>` phase (so a check can tell "no line matched" from "nobody was
-//! watching" => Unknown). Only this module knows that encoding: [`record_line`] writes it,
-//! [`log_lines`] and [`watch_started`] read it. Proposed `history.rs` change (then only these
-//! three functions change): `Event::Log(LogLine { component, line })` + `History::logs()`.
+//! Each matched line is an [`Event::Log`] of kind `line`; the watcher announces itself with
+//! one of kind `watching` (so a check can tell "no line matched" from "nobody was watching"
+//! => Unknown). [`record_line`] and [`record_watch`] write them, [`log_lines`] and
+//! [`watch_started`] read them.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -19,10 +17,8 @@ use std::time::Duration;
 use regex::Regex;
 use tokio_util::sync::CancellationToken;
 
-use super::history::{Event, History, PhaseEvent, Recorder};
+use super::history::{Event, History, LogEvent, LogKind, Recorder};
 
-const LOG_PREFIX: &str = "log:";
-const WATCH_PREFIX: &str = "log-watch:";
 /// Longer lines are cut (a traceback's last line is short; a dumped blob is not evidence).
 pub const MAX_LINE: usize = 1000;
 /// At most this many lines per watcher and run (a crash loop must not flood the history).
@@ -30,26 +26,29 @@ pub const MAX_LINES: usize = 5000;
 
 /// Record one log line of `component` now.
 pub fn record_line(recorder: &Recorder, component: &str, line: &str) {
-    recorder.record(Event::Phase(PhaseEvent { name: format!("{LOG_PREFIX}{component}"), detail: cut(line) }));
+    recorder.record(Event::Log(LogEvent { component: component.into(), kind: LogKind::Line, text: cut(line) }));
 }
 
 /// Record that a watcher of `component` started (with what it looks for).
 pub fn record_watch(recorder: &Recorder, component: &str, patterns: &str) {
-    recorder.record(Event::Phase(PhaseEvent { name: format!("{WATCH_PREFIX}{component}"), detail: patterns.into() }));
+    recorder.record(Event::Log(LogEvent { component: component.into(), kind: LogKind::Watching, text: patterns.into() }));
 }
 
 /// The recorded lines of `component`, in time order.
 pub fn log_lines<'a>(history: &'a History, component: &str) -> impl Iterator<Item = (Duration, &'a str)> + 'a {
-    let name = format!("{LOG_PREFIX}{component}");
+    let component = component.to_string();
     history.entries.iter().filter_map(move |e| match &e.event {
-        Event::Phase(p) if p.name == name => Some((e.at, p.detail.as_str())),
+        Event::Log(l) if l.kind == LogKind::Line && l.component == component => Some((e.at, l.text.as_str())),
         _ => None,
     })
 }
 
 /// When a watcher of `component` started, if one did.
 pub fn watch_started(history: &History, component: &str) -> Option<Duration> {
-    history.phase(&format!("{WATCH_PREFIX}{component}"))
+    history.entries.iter().find_map(|e| match &e.event {
+        Event::Log(l) if l.kind == LogKind::Watching && l.component == component => Some(e.at),
+        _ => None,
+    })
 }
 
 fn cut(line: &str) -> String {

@@ -9,7 +9,7 @@ pub mod hub_state;
 pub mod logs;
 pub mod procfs;
 pub mod prom;
-pub mod recorder;
+pub mod recording_proxy;
 pub mod residue;
 pub mod routes;
 pub mod samples;

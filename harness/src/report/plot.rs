@@ -440,7 +440,8 @@ fn class_rank(class: &str) -> usize {
 }
 
 fn client_order(c: &str) -> (usize, String) {
-    let rank = ["workload", "culler", "probe", "fault", "harness"].iter().position(|k| *k == c).unwrap_or(5);
+    const ORDER: [&str; 6] = ["workload", "culler", "hub-latency", "probe", "fault", "harness"];
+    let rank = ORDER.iter().position(|k| *k == c).unwrap_or(ORDER.len());
     (rank, c.to_string())
 }
 

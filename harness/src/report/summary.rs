@@ -48,7 +48,10 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profil
         let figs: Vec<String> = c.figures.iter().map(|(k, v)| format!("{k} = {}", fmt_num(*v))).collect();
         let _ = writeln!(md, "- `{}`: {}", c.check, figs.join(", "));
     }
-    if let Some(d) = &report.deploy {
+    if let Some(d) = report.deploy.as_ref().filter(|d| d.node_ready_s > 0.0) {
+        let _ = writeln!(md, "\n## Node\n\n- node ready {:.2} s (disk, dockerd, images, image cleaner)", d.node_ready_s);
+    }
+    if let Some(d) = report.deploy.as_ref().filter(|d| d.stack_ready_s > 0.0) {
         let _ = writeln!(
             md,
             "\n## Deploy\n\n- seeded {} users in {:.2} s (through the hub's ORM, before it started)\n- proxy ready {:.2} s, hub ready {:.2} s, culler ready {:.2} s; stack ready {:.2} s",
@@ -60,6 +63,7 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profil
     for e in &history.entries {
         let line = match &e.event {
             Event::Phase(p) => format!("phase `{}` {}", p.name, p.detail),
+            Event::Log(l) => format!("log of {} ({:?}): {}", l.component, l.kind, l.text),
             Event::Fault(f) => format!("fault `{}` on `{}` {:?} {}", f.kind, f.target, f.phase, f.detail),
             Event::Restart(r) => {
                 format!("**restart** `{}` #{} after {} (back-off {:.1} s)", r.component, r.attempt, r.exit, r.backoff.as_secs_f64())

@@ -23,7 +23,7 @@ use crate::backend::Backend;
 use crate::env::{Env, HubEndpoints};
 use crate::observe::evidence::RecordedGateway;
 use crate::observe::history::Recorder;
-use crate::observe::recorder::{RecordingProxy, Upstream};
+use crate::observe::recording_proxy::{RecordingProxy, Upstream};
 use crate::observe::samples::SampleSink;
 
 /// An env around `backend` with an in-memory history, seed 1, run dir in a fresh temp dir

@@ -15,9 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{record_op, Workload};
 use crate::env::Env;
-use crate::probe::hub::PROBE_CLIENT;
 
-/// At most this many probe requests in flight; beyond it a tick is skipped (and counted).
+/// The client its requests are recorded as (its own, not the steady-state probes').
+pub const HUB_LATENCY: &str = "hub-latency";
+
+/// At most this many requests in flight; beyond it a tick is skipped (and counted).
 const MAX_IN_FLIGHT: usize = 256;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,11 +31,11 @@ pub struct HubLatency {
 #[async_trait]
 impl Workload for HubLatency {
     fn name(&self) -> String {
-        "hub-latency".into()
+        HUB_LATENCY.into()
     }
 
     async fn run(&self, env: &Env, stop: CancellationToken) -> anyhow::Result<()> {
-        let api = env.hub_api(PROBE_CLIENT).await?;
+        let api = env.hub_api(HUB_LATENCY).await?;
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);

@@ -19,7 +19,7 @@ use crate::component::proxy::ProxyConfig;
 use crate::env::{Env, HubEndpoints};
 use crate::fault::DeployPlan;
 use crate::observe::evidence::RecordedGateway;
-use crate::observe::recorder::{RecordingProxy, Upstream};
+use crate::observe::recording_proxy::{RecordingProxy, Upstream};
 use crate::paths::fixtures_dir;
 use crate::profile::Profile;
 use crate::toolchain::Toolchain;

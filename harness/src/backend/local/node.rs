@@ -30,7 +30,7 @@ use crate::fault::DeployPlan;
 use crate::observe::disk::DiskSampler;
 use crate::observe::docker::DockerSampler;
 use crate::observe::logs::LogWatcher;
-use crate::observe::recorder::{RecordingProxy, Upstream};
+use crate::observe::recording_proxy::{RecordingProxy, Upstream};
 
 /// How long each part took (a figure of every node run).
 #[derive(Debug, Clone, Default, Serialize)]
