@@ -1,11 +1,12 @@
 //! Negative controls: a known-bad mutant that must make exactly its checks fail. A check that
-//! no mutant can break proves nothing. Controls run the culler replay on a smaller hub (300
-//! users): the checks are the same, the run is a third as long.
+//! no mutant can break proves nothing. Each control is its area's scenario, declared with the
+//! area's own helper and a mutant added: the culler replay on a smaller hub (300 users: the
+//! same checks, a third as long), the proxy kill, the spawn churn, the node and its cleaner.
 
 use hubchaos::prelude::*;
 
 use crate::culler::{culler_2018, culler_replay, IDLE_TIMEOUT};
-use crate::hub;
+use crate::{cleaner, hub, spawn};
 
 fn small_accumulation() -> AccumulateUsers {
     AccumulateUsers {
@@ -105,10 +106,12 @@ pub fn hub_stall_is_caught() -> Scenario {
 /// The proxy dies twice: its restart count must exceed the one restart the scenario allows,
 /// while each recovery on its own is still fast.
 pub fn proxy_crash_loop_is_caught() -> Scenario {
-    let mut s = hub::proxy_killed();
-    s.area = "controls";
-    s.name = "proxy_crash_loop_is_caught";
-    s.incident = "Negative control for the restarts check: the proxy is killed a second time.";
+    let mut s = hub::proxy_kill(
+        "controls",
+        "proxy_crash_loop_is_caught",
+        "Negative control for the restarts check: the proxy is killed a second time.",
+        HubOptions { last_activity_interval: hub::ROUTE_CHECK, ..HubOptions::default() },
+    );
     s.faults.push(Scheduled::new(KillProcess::of("proxy"), Schedule::at(Duration::from_secs(25))));
     s.expect = Expectation::fail_on(&["restarts:proxy"], "the proxy is killed twice");
     s
@@ -118,13 +121,65 @@ pub fn proxy_crash_loop_is_caught() -> Scenario {
 /// default `last_activity_interval`): the routes are not back within the window, so `recovery`
 /// must fail (and the steady state after cannot hold either).
 pub fn slow_route_restore_is_caught() -> Scenario {
-    let mut s = hub::proxy_killed();
-    s.area = "controls";
-    s.name = "slow_route_restore_is_caught";
-    s.incident = "Negative control for the recovery check: after the proxy restarts empty, the hub \
-                  re-adds routes only at its next route check, 300 s away.";
-    s.deploy.hub_mut().last_activity_interval = Duration::from_secs(300);
+    let mut s = hub::proxy_kill(
+        "controls",
+        "slow_route_restore_is_caught",
+        "Negative control for the recovery check: after the proxy restarts empty, the hub \
+         re-adds routes only at its next route check, 300 s away.",
+        HubOptions { last_activity_interval: Duration::from_secs(300), ..HubOptions::default() },
+    );
     s.steady_state.recovery = Duration::from_secs(5);
     s.expect = Expectation::fail_on(&["recovery"], "routes are restored only every 300 s");
+    s
+}
+
+/// The hub's spawn hook keeps 1 MiB per spawn (a leak as blunt as 2018's).
+pub fn leak_is_caught() -> Scenario {
+    let mut s = spawn::churn("controls", "leak_is_caught", "Negative control for leak-slope: a spawn hook retains 1 MiB per spawn.", 10);
+    s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 1 << 20, fds_per_spawn: 0 }, Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 1 MiB per spawn");
+    s
+}
+
+/// 100 KiB per spawn: 1.7× the allowed slope (60 KiB), and within the noise of a single sample.
+pub fn small_leak_is_caught() -> Scenario {
+    let mut s = spawn::churn(
+        "controls",
+        "small_leak_is_caught",
+        "Negative control for leak-slope at its resolution: a spawn hook retains 100 KiB per spawn.",
+        20,
+    );
+    s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 100 << 10, fds_per_spawn: 0 }, Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 100 KiB per spawn");
+    // ~3 minutes; its detection power is measured by repeating it: `make test-chaos` only.
+    s.long = true;
+    s
+}
+
+/// One file descriptor per spawn, never closed.
+pub fn fd_leak_is_caught() -> Scenario {
+    let mut s = spawn::churn(
+        "controls",
+        "fd_leak_is_caught",
+        "Negative control for leak-slope and returns-to-baseline: a spawn hook opens a file per spawn \
+         and never closes it.",
+        10,
+    );
+    s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 0, fds_per_spawn: 1 }, Schedule::throughout()));
+    s.expect =
+        Expectation::fail_on(&["leak-slope:hub:open_fds", "returns-to-baseline:hub"], "the hook opens one file per spawn and keeps it");
+    s
+}
+
+/// The 2018 misconfiguration: `DOCKER_HOST` without `unix://`.
+pub fn cleaner_misconfigured_is_caught() -> Scenario {
+    let mut s = cleaner::cleaner_on_a_node(
+        "controls",
+        "cleaner_misconfigured_is_caught",
+        "Negative control for component-up: the cleaner gets DOCKER_HOST without unix:// \
+         (2018-04-18) and must be reported down, with its own error.",
+    );
+    s.faults.push(Scheduled::new(Misconfigure::docker_host_without_scheme("image-cleaner"), Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["component-up:image-cleaner"], "DOCKER_HOST without unix://");
     s
 }
