@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::docker_api::DockerApi;
 use super::dockerd::{DockerdConfig, DOCKERD};
-use super::image_cleaner::{docker_host_for, CleanerOptions, CYCLE_LINE, DELETED_LINE, ERROR_LINE, IMAGE_CLEANER};
+use super::image_cleaner::{docker_host_for, CleanerOptions, CYCLE_LINE, DELETED_LINE, ERROR_LINE, IMAGE_CLEANER, START_LINE};
 use super::images::{ImageFactory, ImageSpec};
 use super::node_disk::{NodeDisk, NodeLayout};
 use crate::backend::ComponentSpec;
@@ -185,7 +185,7 @@ pub async fn deploy_node(
             env.recorder.phase("env-overrides", format!("{IMAGE_CLEANER}: {}", applied.join("; ")));
         }
         let log = env.backend.log_path(IMAGE_CLEANER).unwrap_or_else(|| env.run_dir.join("logs").join(format!("{IMAGE_CLEANER}.log")));
-        let watcher = LogWatcher::new(IMAGE_CLEANER, log, &[CYCLE_LINE, DELETED_LINE, ERROR_LINE])?;
+        let watcher = LogWatcher::new(IMAGE_CLEANER, log, &[START_LINE, CYCLE_LINE, DELETED_LINE, ERROR_LINE])?;
         tokio::spawn(watcher.run(env.recorder.clone(), watch_stop));
         env.backend.deploy(spec).await?;
         timings.cleaner_ready_s = started.elapsed().as_secs_f64();
