@@ -24,6 +24,7 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         controls::admins_culled_is_caught,
         controls::refused_requests_are_caught,
         controls::hub_stall_is_caught,
+        controls::idle_servers_kept_is_caught,
         controls::proxy_crash_loop_is_caught,
         controls::slow_route_restore_is_caught,
         spawn::churn_without_leak,
@@ -37,7 +38,10 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         cleaner::spares_images_in_use,
         cleaner::disabled_at_zero,
         controls::cleaner_misconfigured_is_caught,
+        controls::slow_cleaner_is_caught,
+        controls::in_use_image_removed_is_caught,
         node::disk_full_is_reported,
+        controls::failure_without_cause_is_caught,
     ]
 }
 
