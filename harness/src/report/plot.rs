@@ -679,7 +679,7 @@ fn disk_figure(history: &History) -> Option<Figure> {
         "count",
         vec![
             Series::new("images", PALETTE[2], 2, split_gaps(sample_points(history, DOCKERD, IMAGES))),
-            Series::new("images in use", PALETTE[4], 2, split_gaps(images_in_use(history))),
+            Series::new("images in use", PALETTE[4], 4, split_gaps(images_in_use(history))),
             Series::new("running containers", PALETTE[5], 1, split_gaps(sample_points(history, DOCKERD, CONTAINERS_RUNNING))),
         ],
     );
