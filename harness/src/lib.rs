@@ -57,6 +57,7 @@ pub mod prelude {
     pub use crate::fault::accumulate_users::{ADMIN, NEVER_STARTED, RUNNING_ACTIVE, RUNNING_IDLE, STOPPED};
     pub use crate::fault::{AccumulateUsers, FloodApi, KillProcess, PauseProcess, Schedule, Scheduled};
     pub use crate::fault::{FillDisk, LeakyHook, Misconfigure, WipeCache};
+    pub use crate::fault::{MaskErrors, RemoveImagesInUse};
     pub use crate::observe::hub_state::{ACTIVE_SERVERS, HUB_API};
     pub use crate::observe::procfs::{CHILD_PROCESSES, LISTENING_PORTS, OPEN_FDS, RSS_BYTES, THREADS};
     pub use crate::observe::residue::{HOME_DIRS, RESIDUE, RUNTIME_FILES};

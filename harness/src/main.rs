@@ -284,10 +284,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let scenario = hubchaos::soak::churn_scenario(
-                "soak",
-                "spawn_churn",
-                "Soak: spawn churn against a clean hub for a long time; the leak slopes per window.",
+            let scenario = hubchaos::soak::churn(
+                hubchaos::scenario::Scenario::new(
+                    "soak",
+                    "spawn_churn",
+                    "Soak: spawn churn against a clean hub for a long time; the leak slopes per window.",
+                ),
                 None,
                 *duration,
             );

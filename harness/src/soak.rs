@@ -2,8 +2,10 @@
 //! the whole run, compared with a baseline file from an earlier run, like a memory benchmark
 //! gate: a slope more than 1.1× the baseline's, beyond the noise of both, is a regression.
 //!
-//! The churn scenario lives here (not in `suites/`) because the `hubchaos soak` command runs it
-//! too; `suites/src/spawn.rs` builds its scenarios from [`churn_scenario`].
+//! No scenario is declared here: the suites declare theirs (`suites/src/spawn.rs`, and the leak
+//! controls in `suites/src/controls.rs`) and `hubchaos soak` its own, each with its name and
+//! incident. What they share is the building block [`churn`]: the workload and the checks of a
+//! spawn churn, composed onto a scenario.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,17 +39,13 @@ pub const COUNT_PER_SPAWN: f64 = 0.05;
 /// The metrics of the hub a soak follows.
 pub const SOAK_METRICS: [&str; 3] = [RSS_BYTES, OPEN_FDS, THREADS];
 
-/// Spawn churn against the hub, judged on its resource curves: slopes of RSS, FDs and threads
-/// against completed spawns, and FDs, threads, children and listening ports back to where
-/// they started once the churn stops. `cycles_per_user: None` runs for `duration`.
-pub fn churn_scenario(
-    area: &'static str,
-    name: &'static str,
-    incident: &'static str,
-    cycles_per_user: Option<usize>,
-    duration: Duration,
-) -> Scenario {
-    let mut s = Scenario::new(area, name, incident);
+/// A reusable building block, not a scenario: composes spawn churn onto `s` (whose area, name
+/// and incident are the caller's). A clean hub, [`CHURN_USERS`] users starting, reaching,
+/// using and stopping their servers, judged on the hub's resource curves: slopes of RSS, FDs
+/// and threads against completed spawns, and FDs, threads, children and listening ports back
+/// to where they started once the churn stops. `cycles_per_user: None` churns for all of
+/// `duration`; otherwise the cycles bound the churn and `duration` is the backstop.
+pub fn churn(mut s: Scenario, cycles_per_user: Option<usize>, duration: Duration) -> Scenario {
     s.deploy = Deployment::hub(HubOptions::default());
     s.workloads = vec![Box::new(SpawnChurn { users: CHURN_USERS, cycles: cycles_per_user, ..Default::default() })];
     s.steady_state =
@@ -245,6 +243,16 @@ mod tests {
             slopes: [("rss_bytes".to_string(), rss)].into(),
             windows: vec![],
         }
+    }
+
+    #[test]
+    fn churn_composes_onto_the_callers_scenario_and_keeps_its_name() {
+        let s = churn(Scenario::new("spawn", "some_churn", "what happened"), Some(3), Duration::from_secs(90));
+        assert_eq!((s.area, s.name, s.incident), ("spawn", "some_churn", "what happened"));
+        assert_eq!(s.duration, Duration::from_secs(90));
+        let names: Vec<String> = s.checks.iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["leak-slope:hub:rss_bytes", "leak-slope:hub:open_fds", "leak-slope:hub:threads", "returns-to-baseline:hub"]);
+        assert_eq!(s.key_figure.map(|k| k.check).as_deref(), Some("leak-slope:hub:rss_bytes"));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Negative controls: a known-bad mutant that must make exactly its checks fail. A check that
-//! no mutant can break proves nothing. Controls run the culler replay on a smaller hub (300
-//! users): the checks are the same, the run is a third as long.
+//! no mutant can break proves nothing. Each control is its area's scenario, declared with the
+//! area's own helper and a mutant added: the culler replay on a smaller hub (300 users: the
+//! same checks, a third as long), the proxy kill, the spawn churn, the node and its cleaner.
 
 use hubchaos::prelude::*;
 
 use crate::culler::{culler_2018, culler_replay, IDLE_TIMEOUT};
-use crate::hub;
+use crate::{cleaner, hub, node, spawn};
 
 fn small_accumulation() -> AccumulateUsers {
     AccumulateUsers {
@@ -102,13 +103,42 @@ pub fn hub_stall_is_caught() -> Scenario {
     s
 }
 
+/// A culler whose `--timeout` (3,600 s, z2jh's default) is longer than the run, on a hub whose
+/// two idle admins left their servers running: the day-old users still go and the admins stay
+/// (as they must), but the idle servers are never stopped. No never-started users: with no
+/// activity the culler judges their age, which a long timeout would also spare.
+pub fn idle_servers_kept_is_caught() -> Scenario {
+    let users = AccumulateUsers {
+        stopped: 100,
+        running_active: 2,
+        admins: 2,
+        admins_running_idle: 2,
+        settle: IDLE_TIMEOUT + Duration::from_secs(5),
+        ..Default::default()
+    };
+    let mut s = culler_replay(
+        "controls",
+        "idle_servers_kept_is_caught",
+        "Negative control for convergence:idle-servers: the culler's --timeout is an hour, longer than \
+         the run, so the admins' idle servers are never stopped while the day-old users are deleted.",
+        users,
+        CullerOptions { timeout: Duration::from_secs(3600), ..culler_2018() },
+        Duration::from_secs(30),
+        Duration::from_secs(25),
+    );
+    s.expect = Expectation::fail_on(&["convergence:idle-servers"], "the culler's timeout is longer than the run");
+    s
+}
+
 /// The proxy dies twice: its restart count must exceed the one restart the scenario allows,
 /// while each recovery on its own is still fast.
 pub fn proxy_crash_loop_is_caught() -> Scenario {
-    let mut s = hub::proxy_killed();
-    s.area = "controls";
-    s.name = "proxy_crash_loop_is_caught";
-    s.incident = "Negative control for the restarts check: the proxy is killed a second time.";
+    let mut s = hub::proxy_kill(
+        "controls",
+        "proxy_crash_loop_is_caught",
+        "Negative control for the restarts check: the proxy is killed a second time.",
+        HubOptions { last_activity_interval: hub::ROUTE_CHECK, ..HubOptions::default() },
+    );
     s.faults.push(Scheduled::new(KillProcess::of("proxy"), Schedule::at(Duration::from_secs(25))));
     s.expect = Expectation::fail_on(&["restarts:proxy"], "the proxy is killed twice");
     s
@@ -118,13 +148,113 @@ pub fn proxy_crash_loop_is_caught() -> Scenario {
 /// default `last_activity_interval`): the routes are not back within the window, so `recovery`
 /// must fail (and the steady state after cannot hold either).
 pub fn slow_route_restore_is_caught() -> Scenario {
-    let mut s = hub::proxy_killed();
-    s.area = "controls";
-    s.name = "slow_route_restore_is_caught";
-    s.incident = "Negative control for the recovery check: after the proxy restarts empty, the hub \
-                  re-adds routes only at its next route check, 300 s away.";
-    s.deploy.hub_mut().last_activity_interval = Duration::from_secs(300);
+    let mut s = hub::proxy_kill(
+        "controls",
+        "slow_route_restore_is_caught",
+        "Negative control for the recovery check: after the proxy restarts empty, the hub \
+         re-adds routes only at its next route check, 300 s away.",
+        HubOptions { last_activity_interval: Duration::from_secs(300), ..HubOptions::default() },
+    );
     s.steady_state.recovery = Duration::from_secs(5);
     s.expect = Expectation::fail_on(&["recovery"], "routes are restored only every 300 s");
+    s
+}
+
+/// The hub's spawn hook keeps 1 MiB per spawn (a leak as blunt as 2018's).
+pub fn leak_is_caught() -> Scenario {
+    let mut s = spawn::churn("controls", "leak_is_caught", "Negative control for leak-slope: a spawn hook retains 1 MiB per spawn.", 10);
+    s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 1 << 20, fds_per_spawn: 0 }, Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 1 MiB per spawn");
+    s
+}
+
+/// 100 KiB per spawn: 1.7× the allowed slope (60 KiB), and within the noise of a single sample.
+pub fn small_leak_is_caught() -> Scenario {
+    let mut s = spawn::churn(
+        "controls",
+        "small_leak_is_caught",
+        "Negative control for leak-slope at its resolution: a spawn hook retains 100 KiB per spawn.",
+        20,
+    );
+    s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 100 << 10, fds_per_spawn: 0 }, Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 100 KiB per spawn");
+    // ~3 minutes; its detection power is measured by repeating it: `make test-chaos` only.
+    s.long = true;
+    s
+}
+
+/// One file descriptor per spawn, never closed.
+pub fn fd_leak_is_caught() -> Scenario {
+    let mut s = spawn::churn(
+        "controls",
+        "fd_leak_is_caught",
+        "Negative control for leak-slope and returns-to-baseline: a spawn hook opens a file per spawn \
+         and never closes it.",
+        10,
+    );
+    s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 0, fds_per_spawn: 1 }, Schedule::throughout()));
+    s.expect =
+        Expectation::fail_on(&["leak-slope:hub:open_fds", "returns-to-baseline:hub"], "the hook opens one file per spawn and keeps it");
+    s
+}
+
+/// The 2018 misconfiguration: `DOCKER_HOST` without `unix://`.
+pub fn cleaner_misconfigured_is_caught() -> Scenario {
+    let mut s = cleaner::cleaner_on_a_node(
+        "controls",
+        "cleaner_misconfigured_is_caught",
+        "Negative control for component-up: the cleaner gets DOCKER_HOST without unix:// \
+         (2018-04-18) and must be reported down, with its own error.",
+    );
+    s.faults.push(Scheduled::new(Misconfigure::docker_host_without_scheme("image-cleaner"), Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["component-up:image-cleaner"], "DOCKER_HOST without unix://");
+    s
+}
+
+/// The cleaner at its own default interval (300 s) where the node needs it every few seconds:
+/// it measures once at start, under the threshold, and sleeps through the fill. It works, but
+/// minutes too late: `disk-below` must fail on the deadline, nothing else.
+pub fn slow_cleaner_is_caught() -> Scenario {
+    let mut s = cleaner::frees_space(
+        "controls",
+        "slow_cleaner_is_caught",
+        "Negative control for disk-below: images fill 90% of the node disk while the cleaner runs at \
+         its own default interval, 300 s, which is longer than the time it has to react.",
+        NodeOptions::disk_mb(300),
+        FillDisk::blocks(90.0),
+    );
+    s.faults
+        .push(Scheduled::new(Misconfigure::env("image-cleaner", "DOCKER_IMAGE_CLEANER_INTERVAL_SECONDS", "300"), Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["disk-below:used_pct"], "the cleaner's interval (300 s) is longer than its reaction window");
+    s
+}
+
+/// A cleaner that frees space with forced deletes by name: the image in use loses its tag (a
+/// running container keeps it on disk, as `<none>`). `images-spared` must name it.
+pub fn in_use_image_removed_is_caught() -> Scenario {
+    let mut s = cleaner::frees_space(
+        "controls",
+        "in_use_image_removed_is_caught",
+        "Negative control for images-spared: while the real cleaner frees the disk, the image a running \
+         container uses is force-deleted by name as the cleaner, as a buggy cleaner would.",
+        NodeOptions::disk_mb(300),
+        FillDisk::blocks(90.0),
+    );
+    s.faults.push(Scheduled::new(RemoveImagesInUse, Schedule::at(Duration::from_secs(15))));
+    s.expect = Expectation::fail_on(&["images-spared"], "the image in use is force-removed by name");
+    s
+}
+
+/// The full node of 2019 with every failure reported as "import failed": the imports fail, but
+/// the report no longer says why. `failure-reason` must fail, quoting the generic message.
+pub fn failure_without_cause_is_caught() -> Scenario {
+    let mut s = node::full_data_root(
+        "controls",
+        "failure_without_cause_is_caught",
+        "Negative control for failure-reason: the data root is full, and every failure dockerd reports \
+         reaches its clients as \"import failed\", its cause dropped.",
+    );
+    s.faults.push(Scheduled::new(MaskErrors::import_failed(), Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["failure-reason:import-image"], "failures are reported without their cause");
     s
 }

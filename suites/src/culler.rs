@@ -81,7 +81,7 @@ pub fn culler_replay(
     let cost = CullerCostModel {
         users: users.total() as u64,
         running: (users.running_idle + users.running_active) as u64,
-        idle_servers: (users.running_idle + users.running_idle_named) as u64,
+        idle_servers: (users.running_idle + users.running_idle_named + users.admins_running_idle.min(users.admins)) as u64,
         idle_users: (users.total() - users.running_active - users.admins) as u64,
     };
     // One-off work may all land in the first round; the 1.25 leaves room for retries and

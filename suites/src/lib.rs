@@ -1,13 +1,16 @@
 //! The scenarios, one module per area. Each function returns a pure declaration; the test
 //! binary (`main.rs`) turns each into one libtest-mimic trial named `local::<area>::<name>`.
+//! A module declares the scenarios of its area only (its helpers take the area, name and
+//! incident up front, so other areas, the controls above all, build on them).
 
 pub mod cleaner;
 pub mod controls;
 pub mod culler;
 pub mod hub;
+pub mod node;
 pub mod spawn;
 
-use hubchaos::scenario::Scenario;
+use hubchaos::scenario::{Expectation, Scenario};
 
 /// Every scenario, in the order `--list` shows them.
 pub fn catalogue() -> Vec<fn() -> Scenario> {
@@ -21,19 +24,94 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         controls::admins_culled_is_caught,
         controls::refused_requests_are_caught,
         controls::hub_stall_is_caught,
+        controls::idle_servers_kept_is_caught,
         controls::proxy_crash_loop_is_caught,
         controls::slow_route_restore_is_caught,
         spawn::churn_without_leak,
         spawn::residue_after_churn,
-        spawn::leak_is_caught,
-        spawn::small_leak_is_caught,
-        spawn::fd_leak_is_caught,
+        controls::leak_is_caught,
+        controls::small_leak_is_caught,
+        controls::fd_leak_is_caught,
         cleaner::starts_and_stays_up,
         cleaner::frees_space_over_threshold_blocks,
         cleaner::frees_space_over_threshold_inodes,
         cleaner::spares_images_in_use,
         cleaner::disabled_at_zero,
-        cleaner::cleaner_misconfigured_is_caught,
-        cleaner::disk_full_is_reported,
+        controls::cleaner_misconfigured_is_caught,
+        controls::slow_cleaner_is_caught,
+        controls::in_use_image_removed_is_caught,
+        node::disk_full_is_reported,
+        controls::failure_without_cause_is_caught,
     ]
+}
+
+/// What is wrong with a declaration that the type system lets through: a check named by the
+/// expectation or the key figure that the scenario does not run (a control that can never
+/// fail as declared, a key figure that is never shown), and two checks of the same name (the
+/// expectation could not tell them apart). Empty when the declaration is sound.
+pub fn declaration_errors(s: &Scenario) -> Vec<String> {
+    let names: Vec<String> = s.checks.iter().map(|c| c.name()).collect();
+    let mut errors = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            errors.push(format!("two checks are named {n}"));
+        }
+    }
+    let missing = |what: &str, check: &str| format!("{what} names {check}, which is not among its checks {names:?}");
+    if let Expectation::FailOn { checks, .. } = &s.expect {
+        if checks.is_empty() {
+            errors.push("the expectation names no check to fail".into());
+        }
+        errors.extend(checks.iter().filter(|c| !names.contains(c)).map(|c| missing("the expectation", c)));
+    }
+    if let Some(k) = &s.key_figure {
+        if !names.contains(&k.check) {
+            errors.push(missing("the key figure", &k.check));
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use hubchaos::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn every_declaration_in_the_catalogue_is_sound() {
+        let mut problems = Vec::new();
+        let mut seen = Vec::new();
+        for build in catalogue() {
+            let s = build();
+            let name = s.test_name("local");
+            problems.extend(declaration_errors(&s).into_iter().map(|e| format!("{name}: {e}")));
+            if seen.contains(&name) {
+                problems.push(format!("{name} is declared twice"));
+            }
+            seen.push(name);
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        assert!(!seen.is_empty(), "an empty catalogue would pass vacuously");
+    }
+
+    #[test]
+    fn a_control_whose_expected_check_is_not_run_is_caught() {
+        let mut s = Scenario::new("controls", "bad", "a control that names a check it does not run");
+        s.checks = vec![Box::new(Restarts::between("proxy", 1, 1)), Box::new(Restarts::between("proxy", 0, 0))];
+        s.expect = Expectation::fail_on(&["restarts:proxy", "recovery"], "typo");
+        let s = s.key_figure("convergence:users", "time_to_converge_s", "s");
+        let errors = declaration_errors(&s);
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].contains("two checks are named restarts:proxy"), "{errors:?}");
+        assert!(errors[1].starts_with("the expectation names recovery"), "{errors:?}");
+        assert!(errors[2].starts_with("the key figure names convergence:users"), "{errors:?}");
+        // The same scenario, declared right, is sound.
+        let mut s = Scenario::new("controls", "good", "");
+        s.checks = vec![Box::new(Restarts::between("proxy", 1, 1))];
+        s.expect = Expectation::fail_on(&["restarts:proxy"], "killed twice");
+        assert!(declaration_errors(&s).is_empty());
+        s.expect = Expectation::fail_on(&[], "nothing");
+        assert_eq!(declaration_errors(&s), ["the expectation names no check to fail"]);
+    }
 }

@@ -310,7 +310,7 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remov
 const PATH: &AsciiSet = &QUERY_VALUE.remove(b'/').remove(b':');
 
 /// Percent-encode a query value.
-fn query_escape(s: &str) -> String {
+pub fn query_escape(s: &str) -> String {
     utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 

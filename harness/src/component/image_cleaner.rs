@@ -34,6 +34,9 @@ pub const IMAGE_CLEANER: &str = "image-cleaner";
 
 /// One log line per cleaning cycle (`2026-11-22 03:07:23,133 11.5% used`).
 pub const CYCLE_LINE: &str = r"\d+(\.\d+)?% used$|\d+\.\d+GB used$";
+/// Its settings as it announces them at start (`Pruning docker images when /x has 80.0% inodes
+/// or blocks used`): the threshold it really runs with, whatever was meant (plotted in `disk.svg`).
+pub const START_LINE: &str = r"Pruning docker images when .* has .* used$";
 /// What a pruning round deleted (`Deleted 4 images, freed 0.02GB in 0 seconds.`).
 pub const DELETED_LINE: &str = r"Deleted \d+ (images|containers), freed";
 /// Its own errors: the last line of a Python traceback (`docker.errors.DockerException: ...`),
@@ -199,6 +202,9 @@ mod tests {
         assert!(cycle.is_match("2026-11-22 03:07:23,133 11.5% used"));
         assert!(cycle.is_match("2026-11-22 03:07:23,133 0.02GB used"));
         assert!(!cycle.is_match("2026-11-22 03:07:18,089 Pruning docker images when /d has 5.0% inodes or blocks used"));
+        assert!(Regex::new(START_LINE)
+            .unwrap()
+            .is_match("2026-11-22 03:07:18,089 Pruning docker images when /d has 5.0% inodes or blocks used"));
         assert!(deleted.is_match("2026-11-22 03:07:18,133 Deleted 4 images, freed 0.02GB in 0 seconds."));
         assert!(error.is_match("docker.errors.DockerException: Invalid bind address format: /tmp/hc4/run1/docker.sock"));
         assert!(error.is_match("FileNotFoundError: [Errno 2] No such file or directory: '/d'"));

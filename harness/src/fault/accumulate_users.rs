@@ -54,6 +54,8 @@ pub struct AccumulateUsers {
     pub stopped_named_per_user: usize,
     /// Of the `running-idle` users, how many also run an idle named server `idle-1`.
     pub running_idle_named: usize,
+    /// Of the admins, how many left a default server running idle (a culler stops it and keeps them).
+    pub admins_running_idle: usize,
     /// How long the idle servers must have been idle when the fault is in place.
     #[serde(with = "humantime_serde")]
     pub settle: Duration,
@@ -71,6 +73,7 @@ impl Default for AccumulateUsers {
             idle_for: Duration::from_secs(24 * 3600),
             stopped_named_per_user: 0,
             running_idle_named: 0,
+            admins_running_idle: 0,
             settle: Duration::ZERO,
         }
     }
@@ -156,6 +159,7 @@ impl Fault for AccumulateUsers {
         // Idle servers first, so they are the oldest; then the active ones.
         let mut idle_servers: Vec<(String, String)> = idle.iter().map(|u| (u.clone(), String::new())).collect();
         idle_servers.extend(idle.iter().take(self.running_idle_named).map(|u| (u.clone(), "idle-1".to_string())));
+        idle_servers.extend(self.names(ADMIN, self.admins.min(self.admins_running_idle)).into_iter().map(|u| (u, String::new())));
         let active_servers: Vec<(String, String)> = active.iter().map(|u| (u.clone(), String::new())).collect();
         // A run interrupted during the setup stops waiting for spawns at once.
         tokio::select! {

@@ -8,8 +8,10 @@ pub mod flood_api;
 pub mod guard;
 pub mod kill_process;
 pub mod leaky_hook;
+pub mod mask_errors;
 pub mod misconfigure;
 pub mod pause_process;
+pub mod remove_images_in_use;
 pub mod schedule;
 pub mod wipe_cache;
 
@@ -21,8 +23,10 @@ pub use flood_api::FloodApi;
 pub use guard::FaultGuard;
 pub use kill_process::KillProcess;
 pub use leaky_hook::LeakyHook;
+pub use mask_errors::MaskErrors;
 pub use misconfigure::Misconfigure;
 pub use pause_process::PauseProcess;
+pub use remove_images_in_use::RemoveImagesInUse;
 pub use schedule::Schedule;
 pub use wipe_cache::WipeCache;
 

@@ -1,5 +1,6 @@
 //! Pictures of a run, written next to `summary.md`: `resources.svg`, `rate.svg`,
-//! `latency.svg` (Jepsen's `checker/perf.clj` is the model: time on x, fault windows shaded).
+//! `latency.svg`, and for runs on a node `disk.svg` (Jepsen's `checker/perf.clj` is the model:
+//! time on x, fault windows shaded).
 //!
 //! Every panel shares the same x axis (seconds since the run's clock started), shades each
 //! fault window (`Injected` .. `Healed` of one kind+target; never healed = to the end) with a
@@ -21,7 +22,11 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::component::image_cleaner::IMAGE_CLEANER;
+use crate::observe::disk::{BLOCKS_USED_PCT, INODES_USED_PCT, NODE_DISK};
+use crate::observe::docker::{CONTAINERS_RUNNING, DOCKERD, IMAGE, IMAGES};
 use crate::observe::history::{FaultPhase, History, SETUP_DONE, WORKLOAD_START, WORKLOAD_STOP};
+use crate::observe::logs::log_lines;
 use crate::stats::{median, nearest_rank};
 
 /// Fill colours of fault windows, by order of first injection (drawn at [`SHADE_OPACITY`]).
@@ -51,6 +56,7 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0xBA, 0xB0, 0xAC),
 ];
 const WINDOW_LINE: RGBColor = RGBColor(0x44, 0x44, 0x44);
+const THRESHOLD_LINE: RGBColor = RGBColor(0x8B, 0x1A, 0x1A);
 const RESTART: RGBColor = RGBColor(0xD6, 0x27, 0x28);
 const FONT: &str = "sans-serif";
 
@@ -90,6 +96,14 @@ impl Series {
     }
 }
 
+/// A horizontal line across a panel (a threshold), labelled at its right end.
+#[derive(Debug, Clone, PartialEq)]
+struct HLine {
+    y: f64,
+    label: String,
+    color: RGBColor,
+}
+
 #[derive(Debug, Clone)]
 struct Panel {
     title: String,
@@ -99,6 +113,10 @@ struct Panel {
     log_if_wider_than: Option<f64>,
     /// Only restarts of these components are marked (`None`: all).
     restarts_of: Option<String>,
+    /// Thresholds drawn as dashed lines (the y axis reaches them).
+    hlines: Vec<HLine>,
+    /// The y axis reaches at least this (100 for percentages).
+    y_at_least: f64,
 }
 
 impl Panel {
@@ -107,7 +125,15 @@ impl Panel {
         if series.is_empty() {
             return None;
         }
-        Some(Self { title: title.into(), y_desc: y_desc.into(), series, log_if_wider_than: None, restarts_of: None })
+        Some(Self {
+            title: title.into(),
+            y_desc: y_desc.into(),
+            series,
+            log_if_wider_than: None,
+            restarts_of: None,
+            hlines: Vec::new(),
+            y_at_least: 0.0,
+        })
     }
 }
 
@@ -202,15 +228,16 @@ fn marks(history: &History) -> Marks {
 // ---------------------------------------------------------------------------------------
 // Public entry point.
 
-/// Draw the run's pictures into `run_dir`: `resources.svg`, `rate.svg` and `latency.svg`,
-/// each only if it has data. Returns the files written.
+/// Draw the run's pictures into `run_dir`: `resources.svg`, `rate.svg`, `latency.svg` and
+/// `disk.svg`, each only if it has data. Returns the files written.
 pub fn write_plots(run_dir: &Path, history: &History) -> anyhow::Result<Vec<PathBuf>> {
     let marks = marks(history);
     let mut written = Vec::new();
-    let figures: [(&str, Option<Figure>); 3] = [
+    let figures: [(&str, Option<Figure>); 4] = [
         ("resources.svg", resources_figure(history)),
         ("rate.svg", rate_figure(history, &marks)),
         ("latency.svg", latency_figure(history, &marks)),
+        ("disk.svg", disk_figure(history)),
     ];
     for (name, fig) in figures {
         let Some(fig) = fig else { continue };
@@ -605,6 +632,58 @@ fn latency_figure(history: &History, marks: &Marks) -> Option<Figure> {
 }
 
 // ---------------------------------------------------------------------------------------
+// disk.svg
+
+/// The image cleaner's threshold as it announced it at start (relative mode: a percentage of
+/// blocks or inodes), from its recorded log line; one per distinct value (a restart with other
+/// settings would show two).
+fn cleaner_thresholds(history: &History) -> Vec<f64> {
+    let re = regex::Regex::new(r"has (\d+(?:\.\d+)?)% inodes or blocks used").expect("a valid pattern");
+    let mut out: Vec<f64> =
+        log_lines(history, IMAGE_CLEANER).filter_map(|(_, line)| re.captures(line)?.get(1)?.as_str().parse().ok()).collect();
+    out.sort_by(f64::total_cmp);
+    out.dedup();
+    out
+}
+
+/// Per docker round, how many images running containers use.
+fn images_in_use(history: &History) -> Vec<(f64, f64)> {
+    let mut by_t: BTreeMap<u64, f64> = BTreeMap::new();
+    for s in history.series(DOCKERD, IMAGE) {
+        *by_t.entry(s.at.as_nanos() as u64).or_default() += if s.labels.get("in_use").is_some_and(|v| v == "true") { 1.0 } else { 0.0 };
+    }
+    by_t.into_iter().map(|(t, v)| (t as f64 / 1e9, v)).collect()
+}
+
+/// The node disk's use (blocks and inodes, the fuller of which the cleaner judges) against the
+/// cleaner's threshold, and what dockerd holds: images, those in use, running containers.
+fn disk_figure(history: &History) -> Option<Figure> {
+    let mut used = Panel::new(
+        "node disk: used % (the image cleaner acts on the fuller of the two)",
+        "used (%)",
+        vec![
+            Series::new("blocks", PALETTE[0], 2, split_gaps(sample_points(history, NODE_DISK, BLOCKS_USED_PCT))),
+            Series::new("inodes", PALETTE[1], 2, split_gaps(sample_points(history, NODE_DISK, INODES_USED_PCT))),
+        ],
+    )?;
+    used.y_at_least = 100.0;
+    used.hlines = cleaner_thresholds(history)
+        .into_iter()
+        .map(|t| HLine { y: t, label: format!("image cleaner threshold {}%", fmt_tick(t)), color: THRESHOLD_LINE })
+        .collect();
+    let images = Panel::new(
+        "dockerd: images and containers",
+        "count",
+        vec![
+            Series::new("images", PALETTE[2], 2, split_gaps(sample_points(history, DOCKERD, IMAGES))),
+            Series::new("images in use", PALETTE[4], 4, split_gaps(images_in_use(history))),
+            Series::new("running containers", PALETTE[5], 1, split_gaps(sample_points(history, DOCKERD, CONTAINERS_RUNNING))),
+        ],
+    );
+    Some(Figure { title: "The node's disk and the image cleaner".into(), rows: vec![vec![Some(used)], vec![images]], row_height: 300 })
+}
+
+// ---------------------------------------------------------------------------------------
 // Rendering.
 
 fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
@@ -746,7 +825,7 @@ fn draw_panel(cell: &DrawingArea<SVGBackend, Shift>, panel: &Panel, marks: &Mark
     }
 
     let values: Vec<f64> = panel.series.iter().flat_map(Series::values).filter(|v| v.is_finite()).collect();
-    let max = values.iter().copied().fold(0.0, f64::max);
+    let max = values.iter().copied().chain(panel.hlines.iter().map(|h| h.y)).fold(panel.y_at_least, f64::max);
     let min_pos = values.iter().copied().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
     let log = panel.log_if_wider_than.is_some_and(|k| min_pos.is_finite() && max / min_pos > k);
     // Headroom above the data for the fault bars along the top.
@@ -847,7 +926,18 @@ where
         }
     }
 
+    // Thresholds: dashed, across the whole run.
+    for h in &panel.hlines {
+        chart
+            .draw_series(std::iter::once(DashedPathElement::new(vec![(0.0, h.y), (x_max, h.y)], 10, 5, h.color.stroke_width(2))))
+            .map_err(err)?;
+    }
+
     // Labels last, so lines do not cross them.
+    for h in &panel.hlines {
+        let style = text_style(12.0, h.color).pos(Pos::new(HPos::Right, VPos::Bottom));
+        chart.draw_series(std::iter::once(EmptyElement::at((x_max, h.y)) + Text::new(h.label.clone(), (-6, -4), style))).map_err(err)?;
+    }
     // A label near the right edge goes to the left of its line so it stays inside the cell.
     let std::ops::Range { start: px_lo, end: px_hi } = chart.plotting_area().get_pixel_range().0;
     let px_of = |t: f64| px_lo + ((t / x_max) * (px_hi - px_lo) as f64) as i32;
@@ -1015,6 +1105,79 @@ mod tests {
         for label in ["latency (ms", "p50", "p99", "log scale"] {
             assert!(lat.contains(label), "latency.svg lacks {label}");
         }
+    }
+
+    /// A node run: the fill at 5 s takes blocks to 90 %, the cleaner (threshold 80 %, as it
+    /// announced in its log) prunes at 14 s; one image in use throughout.
+    fn disk_history() -> History {
+        let rec = crate::observe::history::Recorder::in_memory(std::time::Instant::now());
+        crate::observe::logs::record_line(
+            &rec,
+            IMAGE_CLEANER,
+            "2026-11-22 03:07:18,089 Pruning docker images when /r/data-root has 80.0% inodes or blocks used",
+        );
+        crate::observe::logs::record_line(&rec, IMAGE_CLEANER, "2026-11-22 03:07:18,090 4.1% used");
+        let mut entries = rec.history().entries;
+        entries.extend([
+            phase(2.0, SETUP_DONE),
+            fault(5.0, "fill-disk", "node-disk", FaultPhase::Injected),
+            fault(40.0, "fill-disk", "node-disk", FaultPhase::Healed),
+            phase(40.0, WORKLOAD_STOP),
+        ]);
+        entries.sort_by_key(|e| e.at);
+        let mut samples = Vec::new();
+        for i in 0..=45 {
+            let t = i as f64;
+            let blocks = match t {
+                t if t < 5.0 => 4.0,
+                t if t < 10.0 => 4.0 + (t - 5.0) * 17.2,
+                t if t < 14.0 => 90.0,
+                _ => 6.0,
+            };
+            samples.push(sample(t, NODE_DISK, BLOCKS_USED_PCT, blocks));
+            samples.push(sample(t, NODE_DISK, INODES_USED_PCT, 1.5));
+            samples.push(sample(t, NODE_DISK, crate::observe::disk::USED_PCT, blocks.max(1.5)));
+            if i % 2 == 0 {
+                let fill_images = if (6.0..14.0).contains(&t) { 8 } else { 0 };
+                samples.push(sample(t, DOCKERD, IMAGES, 1.0 + fill_images as f64));
+                samples.push(sample(t, DOCKERD, CONTAINERS_RUNNING, 1.0));
+                let image = |id: &str, in_use: bool| Sample {
+                    at: at(t),
+                    component: DOCKERD.into(),
+                    metric: IMAGE.into(),
+                    labels: [("id", id), ("tags", "hubchaos/x:r"), ("in_use", if in_use { "true" } else { "false" })]
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    value: 5e6,
+                };
+                samples.push(image("sha256:in-use", true));
+                samples.extend((0..fill_images).map(|n| image(&format!("sha256:fill-{n}"), false)));
+            }
+        }
+        History::new(entries).with_samples(samples)
+    }
+
+    #[test]
+    fn the_disk_figure_draws_use_against_the_cleaners_threshold_with_fault_windows() {
+        let h = disk_history();
+        assert_eq!(cleaner_thresholds(&h), [80.0]);
+        let in_use = images_in_use(&h);
+        assert!(in_use.len() == 23 && in_use.iter().all(|p| p.1 == 1.0), "{in_use:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_plots(dir.path(), &h).unwrap();
+        assert!(written.iter().any(|p| p.ends_with("disk.svg")), "{written:?}");
+        let svg = std::fs::read_to_string(dir.path().join("disk.svg")).unwrap();
+        assert!(svg.trim_end().ends_with("</svg>"));
+        for label in ["used (%)", "blocks", "inodes", "image cleaner threshold 80%", "images in use", "running containers", "time (s)"] {
+            assert!(svg.contains(label), "disk.svg lacks {label}");
+        }
+        assert!(svg.contains("fill-disk → node-disk") && svg.contains(&hex(FAULT_SHADES[0])), "the fill's window is shaded");
+        let c = THRESHOLD_LINE;
+        assert!(svg.contains(&format!("stroke=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2)), "the threshold is drawn");
+        assert!(svg.contains(SETUP_DONE) && svg.contains(WORKLOAD_STOP));
+        // Without node-disk samples there is no disk figure (the hub run writes three).
+        assert!(!write_plots(dir.path(), &synthetic()).unwrap().iter().any(|p| p.ends_with("disk.svg")));
     }
 
     /// `HUBCHAOS_PLOT_RUN=<run dir> HUBCHAOS_PLOT_OUT=<dir> cargo test -p hubchaos --lib

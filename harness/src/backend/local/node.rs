@@ -21,7 +21,7 @@ use super::overrides::apply_recorded;
 use super::LocalBackend;
 use crate::component::docker_api::DockerApi;
 use crate::component::dockerd::{DockerdConfig, DOCKERD};
-use crate::component::image_cleaner::{docker_host_for, CYCLE_LINE, DELETED_LINE, ERROR_LINE, IMAGE_CLEANER};
+use crate::component::image_cleaner::{docker_host_for, CYCLE_LINE, DELETED_LINE, ERROR_LINE, IMAGE_CLEANER, START_LINE};
 use crate::component::images::{ImageFactory, REPO_PREFIX};
 use crate::component::node::NodeOptions;
 use crate::component::node_disk::NodeLayout;
@@ -120,7 +120,7 @@ pub async fn deploy_node(env: &Env, local: &LocalBackend, options: &NodeOptions,
         let mut spec = cleaner.spec(&cleaner_program, &layout.data_root, &docker_host_for(&layout.cleaner_socket), &env.run_dir);
         apply_recorded(&mut spec, profile, plan, &env.recorder);
         let log = supervisor.log_file(IMAGE_CLEANER);
-        let watcher = LogWatcher::new(IMAGE_CLEANER, log, &[CYCLE_LINE, DELETED_LINE, ERROR_LINE])?;
+        let watcher = LogWatcher::new(IMAGE_CLEANER, log, &[START_LINE, CYCLE_LINE, DELETED_LINE, ERROR_LINE])?;
         tokio::spawn(watcher.run(env.recorder.clone(), local.node_stop.clone()));
         supervisor.deploy(spec).await?;
         timings.cleaner_ready_s = started.elapsed().as_secs_f64();
