@@ -89,6 +89,26 @@ pub fn refused_requests_are_caught() -> Scenario {
     s
 }
 
+/// The culler started with a token the hub does not know (a chart that wired the wrong
+/// secret), through the deploy plan: every request is refused with 403 and nothing is culled.
+/// It also proves the plan's overrides reach the culler (they once did only for the node's
+/// components, while the fault's window said "started with" the override).
+pub fn culler_misconfigured_is_caught() -> Scenario {
+    let mut s = small_replay(
+        "culler_misconfigured_is_caught",
+        "Negative control for overrides reaching the hub stack: the culler is started with \
+         JUPYTERHUB_API_TOKEN set to a token the hub does not know, so every request it sends is \
+         refused and no idle server or user goes away.",
+        culler_2018(),
+    );
+    s.faults.push(Scheduled::new(Misconfigure::env("culler", "JUPYTERHUB_API_TOKEN", "not-the-culler-token"), Schedule::throughout()));
+    s.expect = Expectation::fail_on(
+        &["error-responses:culler", "convergence:users", "convergence:idle-servers"],
+        "the hub refuses every request of a culler with the wrong token (403): nothing is culled",
+    );
+    s
+}
+
 /// The hub's event loop stalls for 5 s (SIGSTOP, then SIGCONT) while the culler works: the
 /// hub-latency probe's p99 must show it.
 pub fn hub_stall_is_caught() -> Scenario {

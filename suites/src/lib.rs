@@ -23,6 +23,7 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         controls::accumulation_is_caught,
         controls::admins_culled_is_caught,
         controls::refused_requests_are_caught,
+        controls::culler_misconfigured_is_caught,
         controls::hub_stall_is_caught,
         controls::idle_servers_kept_is_caught,
         controls::proxy_crash_loop_is_caught,
