@@ -4,19 +4,21 @@
 //!
 //! | term | role | module |
 //! |---|---|---|
-//! | `Backend` | where it runs: start/stop a component, signal it, its logs | [`backend`] |
-//! | `Env` | the live handle of one run: backend, clients, run dir, seed, clock, cleanup | [`env`] |
-//! | `Component` | hub, proxy, culler, ...: how each is configured and started | [`component`] |
+//! | `BackendKind` / `Backend` | where it runs: what it cannot run and why; deploy a whole `Deployment`, its samplers, logs, restarts, signals | [`backend`] |
+//! | `Session` | one backend opened for one run with its `Env`, and its teardown | [`runner`] |
+//! | `Env` | the live handle of one run: backend, hub endpoints, request sources, run dir, seed, clock, cleanup | [`env`] |
+//! | `Component` | hub, proxy, culler, dockerd, image cleaner: how each is configured | [`component`] |
 //! | `Fault` / `FaultGuard` / `Schedule` | an injected failure, its heal, when it fires | [`fault`] |
 //! | `Workload` | drives the system, records ops | [`workload`] |
 //! | `Recorder` / `History` | append-only events -> `history.jsonl` | [`observe::history`] |
-//! | `RecordingProxy` | the HTTP proxy every client of the hub talks through | [`observe::recording_proxy`] |
-//! | `Sampler` | periodic metrics -> `samples.jsonl` | [`observe::prom`] |
+//! | `RequestSource` / `HubGateway` | where request events come from; how a client reaches the hub under its name | [`observe::evidence`] |
+//! | `RecordingProxy` | the HTTP proxy every harness client of the hub talks through | [`observe::recording_proxy`] |
+//! | samplers | periodic metrics -> `samples.jsonl` (Prometheus, hub state, `/proc`, disk, docker) | [`observe`] |
 //! | `Probe` / `SteadyState` | live predicates before and after the run | [`probe`], [`scenario`] |
 //! | `Check` / `Verdict` | pure functions of the history | [`check`] |
 //! | `Scenario` | the declaration | [`scenario`] |
 //! | `Outcome` | Passed / Failed / Deviated / Aborted / Errored / Interrupted / Skipped | [`outcome`] |
-//! | `Report` | run dir, `summary.md` | [`report`] |
+//! | `Report` | run dir, `summary.md`, plots | [`report`] |
 //!
 //! The lifecycle of a run is written once, as numbered steps, in [`runner`].
 #![forbid(unsafe_code)]

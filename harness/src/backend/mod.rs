@@ -12,7 +12,7 @@
 //!
 //! `local` ([`local`]) runs every component as a supervised process group on 127.0.0.1; its
 //! process recipes (command, readiness, restart policy), the run marker and the sweep live
-//! under it. `fake` ([`crate::testkit::FakeBackend`]) deploys nothing and is driven by tests.
+//! under it. The test kit's fake backend (`testkit`, built for tests only) deploys nothing and records every call.
 
 pub mod local;
 

@@ -320,7 +320,7 @@ fn path_escape(s: &str) -> String {
 }
 
 /// Readiness of a daemon on a unix socket: `GET path` answers below 500 (for dockerd:
-/// `GET /_ping` answers 200 `OK`). For [`crate::backend::Readiness`] and probes.
+/// `GET /_ping` answers 200 `OK`). For [`crate::backend::local::spec::Readiness`] and probes.
 pub async fn unix_http_ready(socket: &Path, path: &str) -> bool {
     let api = DockerApi::new(socket).with_timeout(Duration::from_secs(2));
     match api.request(Method::GET, path, None, None).await {

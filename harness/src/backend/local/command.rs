@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 /// `configurable-http-proxy`) have `prefix_len == 0`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandSpec {
-    /// argv[0]: an absolute path, or a name looked up on the backend's `PATH`.
+    /// `argv[0]`: an absolute path, or a name looked up on the backend's `PATH`.
     pub program: PathBuf,
     /// argv[1..], passed verbatim (no shell).
     pub args: Vec<String>,
