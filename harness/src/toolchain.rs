@@ -1358,7 +1358,7 @@ mod tests {
     #[test]
     fn npm_missing_is_reported_before_installing() {
         let home = tempfile::tempdir().unwrap();
-        let Some(python) = find_program("python3") else { return };
+        let python = find_program("python3").expect("this test needs python3 on PATH");
         let programs = Programs { python: python.to_string_lossy().into(), ..no_programs() };
         let e = Toolchain::ensure_with(home.path(), &pins(), EnsureOptions::default(), &programs).unwrap_err();
         assert!(matches!(e, ToolchainError::NpmMissing), "{e}");
@@ -1370,7 +1370,7 @@ mod tests {
 
     #[test]
     fn failed_pip_shows_tail_and_log_and_publishes_nothing() {
-        let Some(python) = find_program("python3") else { return };
+        let python = find_program("python3").expect("this test needs python3 on PATH");
         let home = tempfile::tempdir().unwrap();
         // A "python" whose venv works but whose pip always fails: a shell script pretending.
         let bin = home.path().join("fakebin");

@@ -335,6 +335,8 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::UnixListener;
 
+    use crate::testkit::FakeDaemon;
+
     /// A one-shot fake daemon: answers each connection with `answer`, returns the request heads.
     fn fake_daemon(path: &Path, answer: &'static str) -> tokio::task::JoinHandle<Vec<String>> {
         let listener = UnixListener::bind(path).unwrap();
@@ -384,8 +386,25 @@ mod tests {
         assert_eq!((d.status, d.message.as_str()), (404, "No such image: hubchaos/x:1"));
         let heads = daemon.await.unwrap();
         assert!(heads[0].starts_with("POST /containers/create?name=keep HTTP/1.1"), "{}", heads[0]);
-        // A 404 below 500 means "the daemon answers": ready.
-        assert!(!unix_http_ready(&dir.path().join("nothing.sock"), "/_ping").await);
+    }
+
+    /// Ready means "a daemon answers": dockerd's `/_ping` answers 200, and a 404 (another path,
+    /// another daemon version) is still a server answering. A 5xx, or nobody listening, is not.
+    #[tokio::test]
+    async fn readiness_is_any_answer_below_500() {
+        let dir = tempfile::tempdir().unwrap();
+        for (status, ready) in [(200, true), (404, true), (499, true), (500, false), (503, false)] {
+            let sock = dir.path().join(format!("{status}.sock"));
+            let daemon = FakeDaemon::answering(&sock, status, "OK");
+            assert_eq!(unix_http_ready(&sock, "/_ping").await, ready, "answered {status}");
+            assert_eq!(daemon.seen(), ["GET /_ping (0 bytes)"]);
+        }
+        assert!(!unix_http_ready(&dir.path().join("nothing.sock"), "/_ping").await, "no socket");
+        // The socket file of a daemon that is gone (killed dockerd): nobody accepts.
+        let gone = dir.path().join("gone.sock");
+        drop(std::os::unix::net::UnixListener::bind(&gone).unwrap());
+        assert!(gone.exists());
+        assert!(!unix_http_ready(&gone, "/_ping").await, "a socket nobody listens on");
     }
 
     #[test]

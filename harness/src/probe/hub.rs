@@ -108,3 +108,63 @@ impl Probe for UserCountAtMost {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::testkit::{env_with, env_with_fake_hub, FakeBackend, FakeHub};
+
+    fn with_users(hub: &FakeHub, names: &[&str], running: &[&str]) {
+        hub.users.lock().unwrap().extend(names.iter().map(|n| n.to_string()));
+        hub.servers.lock().unwrap().extend(running.iter().map(|n| (n.to_string(), (true, 0))));
+    }
+
+    #[tokio::test]
+    async fn hub_answers_holds_on_200_only_and_says_what_it_got() {
+        let (env, hub, _backend, _dir) = env_with_fake_hub().await;
+        assert_eq!(HubAnswers.probe(&env).await, ProbeResult::new(true, "GET /hub/api/ -> 200"));
+        hub.api_status.store(503, Ordering::SeqCst);
+        assert_eq!(HubAnswers.probe(&env).await, ProbeResult::new(false, "GET /hub/api/ -> 503"));
+        // Its requests are recorded as the probe's own client.
+        let h = env.recorder.history();
+        let statuses: Vec<u16> = h.requests().filter(|(_, r)| r.client == PROBE_CLIENT).map(|(_, r)| r.status).collect();
+        assert_eq!(statuses, [200, 503]);
+        // Without a hub it does not hold, and says why.
+        let (no_hub, _dir2) = env_with(std::sync::Arc::new(FakeBackend::default()));
+        let r = HubAnswers.probe(&no_hub).await;
+        assert!(!r.holds && r.detail.contains("deployed no hub"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn servers_reachable_needs_every_ready_server_to_answer_through_the_proxy() {
+        let (env, hub, _backend, _dir) = env_with_fake_hub().await;
+        with_users(&hub, &["alice", "bob", "carol"], &["alice", "bob"]);
+        let reachable = |at_least| ServersReachable { at_least };
+        assert_eq!(reachable(2).probe(&env).await, ProbeResult::new(true, "2 of 2 ready servers answer through the proxy"));
+        // Too few running servers: "all of them answer" is not enough.
+        assert_eq!(reachable(3).probe(&env).await, ProbeResult::new(false, "2 of 2 ready servers answer through the proxy"));
+        // The proxy lost its routes: the servers the hub calls ready are named.
+        hub.unroutable.store(true, Ordering::SeqCst);
+        assert_eq!(
+            reachable(1).probe(&env).await,
+            ProbeResult::new(false, "0 of 2 ready servers answer through the proxy (not: alice, bob)")
+        );
+        hub.unroutable.store(false, Ordering::SeqCst);
+        hub.api_status.store(500, Ordering::SeqCst);
+        let r = reachable(0).probe(&env).await;
+        assert!(!r.holds && r.detail.starts_with("listing users: list users: hub answered 500"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn user_count_at_most_counts_every_user() {
+        let (env, hub, _backend, _dir) = env_with_fake_hub().await;
+        with_users(&hub, &["a", "b", "c"], &[]);
+        assert_eq!(UserCountAtMost { max: 3 }.probe(&env).await, ProbeResult::new(true, "3 users"));
+        assert_eq!(UserCountAtMost { max: 2 }.probe(&env).await, ProbeResult::new(false, "3 users"));
+        hub.api_status.store(503, Ordering::SeqCst);
+        let r = UserCountAtMost { max: 1000 }.probe(&env).await;
+        assert!(!r.holds && r.detail.starts_with("list users: hub answered 503"), "{r:?}");
+    }
+}

@@ -62,3 +62,59 @@ pub async fn await_probe(probe: &dyn Probe, env: &Env, within: Duration, every: 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::testkit::env_with_fake_hub;
+
+    const EVERY: Duration = Duration::from_millis(50);
+
+    #[tokio::test]
+    async fn an_awaited_probe_holds_as_soon_as_it_holds() {
+        let (env, hub, _backend, _dir) = env_with_fake_hub().await;
+        hub.api_status.store(503, Ordering::SeqCst);
+        let h = hub.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            h.api_status.store(0, Ordering::SeqCst);
+        });
+        match await_probe(&HubAnswers, &env, Duration::from_secs(5), EVERY).await {
+            Awaited::Held(after, r) => {
+                assert!(after >= Duration::from_millis(300) && after < Duration::from_secs(2), "{after:?}");
+                assert_eq!(r.detail, "GET /hub/api/ -> 200");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_awaited_probe_times_out_with_what_it_saw_last() {
+        let (env, hub, _backend, _dir) = env_with_fake_hub().await;
+        hub.api_status.store(503, Ordering::SeqCst);
+        let within = Duration::from_millis(400);
+        let t = Instant::now();
+        let got = await_probe(&HubAnswers, &env, within, EVERY).await;
+        assert!(t.elapsed() >= within && t.elapsed() < within + Duration::from_secs(1), "{:?}", t.elapsed());
+        assert_eq!(got, Awaited::TimedOut(ProbeResult::new(false, "GET /hub/api/ -> 503")));
+        // It kept asking until the deadline.
+        assert!(hub.seen.lock().unwrap().len() >= 4, "{:?}", hub.seen.lock().unwrap());
+    }
+
+    #[tokio::test]
+    async fn cancelling_the_run_ends_the_wait() {
+        let (env, hub, _backend, _dir) = env_with_fake_hub().await;
+        hub.api_status.store(503, Ordering::SeqCst);
+        let cancel = env.cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            cancel.cancel();
+        });
+        let t = Instant::now();
+        let got = await_probe(&HubAnswers, &env, Duration::from_secs(30), Duration::from_secs(10)).await;
+        assert_eq!(got, Awaited::Cancelled);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+}

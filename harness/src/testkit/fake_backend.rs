@@ -62,7 +62,12 @@ impl FakeBackend {
     }
 
     fn add(&self, name: &str) {
-        self.components.lock().unwrap().push(ComponentStatus { name: name.into(), pid: None, restarts: 0, running: true });
+        self.add_component(name, None);
+    }
+
+    /// A running component, as if deployed (for faults that signal one by name).
+    pub fn add_component(&self, name: &str, pid: Option<u32>) {
+        self.components.lock().unwrap().push(ComponentStatus { name: name.into(), pid, restarts: 0, running: true });
     }
 }
 

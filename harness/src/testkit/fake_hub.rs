@@ -1,11 +1,13 @@
 //! A hub and proxy in one HTTP server, for the harness's own client code: servers start at
 //! once; a stopped server stays listed for one more poll (a stop is pending for a moment, as
-//! on the real hub); `/user/{name}/api` answers while the server runs, else redirects.
+//! on the real hub); `/user/{name}/api` (and `/user/{name}/api/status`) answers while the
+//! server runs, else redirects. The user list is paginated when asked to be (as `HubApi`
+//! asks), and lists each created user's running default server with its URL.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,12 +29,21 @@ pub struct FakeHub {
     pub delay_ms: Arc<AtomicU64>,
     /// Requests seen, as `METHOD /path`.
     pub seen: Arc<Mutex<Vec<String>>>,
+    /// When not 0, every `/hub/api` request is answered with this status (a hub in trouble).
+    pub api_status: Arc<AtomicU16>,
 }
 
+/// What `HubApi` sends to get the paginated user list.
+const PAGINATION: &str = "application/jupyterhub-pagination+json";
+
 impl FakeHub {
-    fn handle(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    fn handle(&self, method: &str, path: &str, paginated: bool, body: &[u8]) -> (u16, String) {
         self.seen.lock().unwrap().push(format!("{method} {path}"));
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let failing = self.api_status.load(Ordering::SeqCst);
+        if failing != 0 && parts.starts_with(&["hub", "api"]) {
+            return (failing, r#"{"message": "the fake hub is told to fail"}"#.into());
+        }
         let mut servers = self.servers.lock().unwrap();
         match (method, parts.as_slice()) {
             ("GET", ["hub", "api"]) => (200, r#"{"version": "fake"}"#.into()),
@@ -48,8 +59,25 @@ impl FakeHub {
             }
             ("GET", ["hub", "api", "users"]) => {
                 let users = self.users.lock().unwrap().clone();
-                let out: Vec<_> = users.iter().map(|n| serde_json::json!({"name": n, "servers": {}})).collect();
-                (200, serde_json::to_string(&out).unwrap())
+                let out: Vec<_> = users
+                    .iter()
+                    .map(|n| {
+                        let running = servers.get(n).is_some_and(|s| s.0);
+                        let s = if running {
+                            serde_json::json!({"": {"ready": true, "url": format!("/user/{n}/")}})
+                        } else {
+                            serde_json::json!({})
+                        };
+                        serde_json::json!({"name": n, "servers": s})
+                    })
+                    .collect();
+                let total = out.len();
+                let body = if paginated {
+                    serde_json::json!({"items": out, "_pagination": {"offset": 0, "limit": total, "total": total, "next": null}})
+                } else {
+                    serde_json::json!(out)
+                };
+                (200, body.to_string())
             }
             ("POST", ["hub", "api", "users", u, "server"]) => {
                 servers.insert(u.to_string(), (true, 0));
@@ -67,10 +95,10 @@ impl FakeHub {
                 let s = if listed { r#"{"": {"ready": true}}"# } else { "{}" };
                 (200, format!(r#"{{"name": "{u}", "servers": {s}}}"#))
             }
-            ("GET", ["user", u, "api"]) if !self.unroutable.load(Ordering::SeqCst) && servers.get(*u).is_some_and(|s| s.0) => {
+            ("GET", ["user", u, "api", ..]) if !self.unroutable.load(Ordering::SeqCst) && servers.get(*u).is_some_and(|s| s.0) => {
                 (200, r#"{"version": "2.0"}"#.into())
             }
-            ("GET", ["user", _, "api"]) => (302, String::new()),
+            ("GET", ["user", _, "api", ..]) => (302, String::new()),
             _ => (404, String::new()),
         }
     }
@@ -89,12 +117,13 @@ impl FakeHub {
                         async move {
                             use http_body_util::BodyExt;
                             let (method, path) = (req.method().as_str().to_string(), req.uri().path().to_string());
+                            let paginated = req.headers().get(hyper::header::ACCEPT).is_some_and(|a| a.as_bytes() == PAGINATION.as_bytes());
                             let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             let delay = this.delay_ms.load(Ordering::SeqCst);
                             if delay > 0 {
                                 tokio::time::sleep(Duration::from_millis(delay)).await;
                             }
-                            let (status, body) = this.handle(&method, &path, &body);
+                            let (status, body) = this.handle(&method, &path, paginated, &body);
                             let mut r = Response::new(Full::new(Bytes::from(body)));
                             *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                             Ok::<_, Infallible>(r)

@@ -6,9 +6,11 @@
 //!   order, and can be told to fail at a given step (runner lifecycle tests, faults);
 //! - [`FakeHub`]: a hub and proxy in one HTTP server with just the API the workloads, probes
 //!   and faults use (users, servers, activity, a route to each running server);
+//! - [`FakeDaemon`]: an HTTP server on a unix socket that answers as told (dockerd's place);
 //! - [`env_with`] / [`env_with_fake_hub`]: an [`Env`] around them, with an in-memory history.
 
 mod fake_backend;
+mod fake_daemon;
 mod fake_hub;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use fake_backend::{Failure, FakeBackend, FakeKind};
+pub use fake_daemon::FakeDaemon;
 pub use fake_hub::FakeHub;
 
 use crate::backend::Backend;

@@ -71,3 +71,66 @@ impl Workload for HubLatency {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::observe::history::{OpRecord, OpResult};
+    use crate::testkit::env_with_fake_hub;
+
+    fn pings(env: &Env) -> Vec<OpRecord> {
+        env.recorder.history().ops().filter(|(_, o)| o.workload == HUB_LATENCY).map(|(_, o)| o.clone()).collect()
+    }
+
+    /// Run `w` until `stop` is cancelled after `for_`; it must end promptly.
+    async fn run_for(w: &HubLatency, env: &Env, for_: Duration) {
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(for_).await;
+            s.cancel();
+        });
+        let t = Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), w.run(env, stop)).await.expect("stopped by its token").unwrap();
+        assert!(t.elapsed() < for_ + Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn every_ping_is_an_op_with_its_result_until_the_token_stops_it() {
+        let (env, hub, _backend, _dir) = env_with_fake_hub().await;
+        let w = HubLatency { every: Duration::from_millis(50) };
+        run_for(&w, &env, Duration::from_millis(300)).await;
+        let ops = pings(&env);
+        assert!((4..=9).contains(&ops.len()), "{ops:?}");
+        assert!(ops.iter().all(|o| o.op == "ping" && o.result == OpResult::Ok), "{ops:?}");
+        // Each one went through the recorder as the workload's own client.
+        let h = env.recorder.history();
+        let requests = h.requests().filter(|(_, r)| r.client == HUB_LATENCY && r.route == "/hub/api/").count();
+        assert_eq!(requests, ops.len());
+        // Nothing after the stop.
+        let n = hub.seen.lock().unwrap().len();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(hub.seen.lock().unwrap().len(), n);
+
+        hub.api_status.store(503, Ordering::SeqCst);
+        run_for(&w, &env, Duration::from_millis(120)).await;
+        let failed: Vec<_> = pings(&env).into_iter().filter(|o| o.result == OpResult::Fail).collect();
+        assert!(!failed.is_empty() && failed.iter().all(|o| o.detail == "GET /hub/api/ -> 503"), "{failed:?}");
+    }
+
+    /// Open loop: a stalled hub does not slow the requests down; they pile up, and those in
+    /// flight at the stop are still recorded.
+    #[tokio::test]
+    async fn a_stalled_hub_gets_a_request_every_period_anyway() {
+        let (env, hub, _backend, _dir) = env_with_fake_hub().await;
+        hub.delay_ms.store(400, Ordering::SeqCst);
+        run_for(&HubLatency { every: Duration::from_millis(50) }, &env, Duration::from_millis(300)).await;
+        let ops = pings(&env);
+        // One request at a time would have made one or two.
+        assert!(ops.len() >= 5, "{ops:?}");
+        assert!(ops.iter().all(|o| o.result == OpResult::Ok && o.latency >= Duration::from_millis(400)), "{ops:?}");
+    }
+}

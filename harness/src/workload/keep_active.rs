@@ -68,3 +68,68 @@ impl Workload for KeepActive {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::observe::history::{Event, OpRecord, OpResult, SeededUsers};
+    use crate::testkit::{env_with_fake_hub, FakeHub};
+
+    fn seed(env: &Env, hub: &FakeHub, class: &str, users: &[&str], running: &[&str]) {
+        let mut s = SeededUsers::default();
+        s.classes.insert(class.into(), users.iter().map(|u| u.to_string()).collect());
+        env.recorder.record(Event::Seeded(s));
+        hub.servers.lock().unwrap().extend(running.iter().map(|u| (u.to_string(), (true, 0))));
+    }
+
+    fn ops(env: &Env, op: &str) -> Vec<OpRecord> {
+        env.recorder.history().ops().filter(|(_, o)| o.workload == "keep-active" && o.op == op).map(|(_, o)| o.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn each_user_posts_activity_and_reaches_its_server_every_period_until_stopped() {
+        let (env, hub, _backend, _dir) = env_with_fake_hub().await;
+        seed(&env, &hub, "running-active", &["a", "b"], &["a"]);
+        let w = KeepActive { class: "running-active".into(), every: Duration::from_millis(100) };
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            s.cancel();
+        });
+        let t = Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), w.run(&env, stop)).await.expect("stopped by its token").unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        let posted = ops(&env, "post-activity");
+        let reached = ops(&env, "reach-server");
+        // Ticks at 0, 100 and 200 ms: three rounds of both users (two on a slow machine).
+        let rounds = posted.len() / 2;
+        assert!(posted.len() % 2 == 0 && (2..=3).contains(&rounds), "{posted:?}");
+        assert!(posted.iter().all(|o| o.result == OpResult::Ok));
+        assert_eq!(reached.len(), posted.len(), "{reached:?}");
+        for o in &reached {
+            match o.user.as_deref() {
+                Some("a") => assert_eq!(o.result, OpResult::Ok, "{o:?}"),
+                Some("b") => {
+                    assert_eq!(o.result, OpResult::Fail, "{o:?}");
+                    assert_eq!(o.detail, "GET /user/b/api/status through the proxy -> 302 Found");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let h = env.recorder.history();
+        let activity = h.requests().filter(|(_, r)| r.client == CLIENT && r.method == "POST" && r.route.ends_with("/activity")).count();
+        assert_eq!(activity, posted.len());
+        assert_eq!(hub.seen.lock().unwrap().iter().filter(|s| *s == "GET /user/a/api/status").count(), rounds);
+    }
+
+    #[tokio::test]
+    async fn without_seeded_users_it_says_so() {
+        let (env, _hub, _backend, _dir) = env_with_fake_hub().await;
+        let w = KeepActive { class: "running-active".into(), every: Duration::from_millis(100) };
+        let err = w.run(&env, CancellationToken::new()).await.unwrap_err();
+        assert_eq!(format!("{err:#}"), "keep-active: no seeded users of class \"running-active\"");
+    }
+}

@@ -327,3 +327,252 @@ pub fn base_env() -> BTreeMap<String, String> {
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Real short-lived processes (`sh`, `sleep`) in a temp dir, the run's marker in a temp
+    //! markers dir. Whatever an assertion leaves running is ended by the run id in its
+    //! environment when the fixture drops.
+    use super::*;
+    use crate::backend::local::command::CommandSpec;
+    use crate::backend::local::sweep::{end_run_processes, processes_in_group, processes_of_run, SweepReport};
+    use crate::testkit::FakeHub;
+
+    struct Fixture {
+        run_id: String,
+        dir: tempfile::TempDir,
+        rec: Recorder,
+        marker: Arc<Mutex<RunMarker>>,
+        sup: Arc<Supervisor>,
+    }
+
+    impl Fixture {
+        fn new(test: &str) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let run_id = format!("test-supervisor-{test}-{}", std::process::id());
+            std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+            let marker = RunMarker::create_in(&dir.path().join("markers"), &run_id, dir.path()).unwrap();
+            let marker = Arc::new(Mutex::new(marker));
+            let rec = Recorder::in_memory(Instant::now());
+            let sup = Arc::new(Supervisor::new(&run_id, dir.path().join("logs"), rec.clone(), marker.clone()));
+            Self { run_id, dir, rec, marker, sup }
+        }
+
+        fn spec(&self, name: &str, script: &str, restart: RestartPolicy, readiness: Readiness, ready_within: Duration) -> ComponentSpec {
+            ComponentSpec {
+                name: name.into(),
+                command: CommandSpec::new("sh").args(["-c", script]),
+                cwd: self.dir.path().to_path_buf(),
+                readiness,
+                ready_within,
+                restart,
+            }
+        }
+
+        fn running(&self, name: &str, script: &str) -> ComponentSpec {
+            self.spec(name, script, RestartPolicy::Always, Readiness::Running, Duration::from_secs(2))
+        }
+
+        fn restarts(&self, name: &str) -> Vec<(Duration, RestartEvent)> {
+            self.rec.history().restarts().filter(|(_, r)| r.component == name).map(|(at, r)| (at, r.clone())).collect()
+        }
+
+        fn log(&self, name: &str) -> String {
+            std::fs::read_to_string(self.sup.log_file(name)).unwrap_or_default()
+        }
+
+        /// The pid a script printed as `<label> <pid>` in its log.
+        async fn printed_pid(&self, name: &str, label: &str) -> u32 {
+            let mut pid = None;
+            wait_for(&format!("{name} printing {label}"), Duration::from_secs(3), || {
+                pid = self.log(name).lines().find_map(|l| l.strip_prefix(&format!("{label} "))?.trim().parse().ok());
+                pid.is_some()
+            })
+            .await;
+            pid.unwrap()
+        }
+
+        /// Teardown leaves no error and no process carrying the run id.
+        async fn teardown(&self) {
+            let errors = self.sup.teardown().await;
+            assert!(errors.is_empty(), "{errors:?}");
+            // A killed process may take a moment to exit.
+            let left = || processes_of_run(&self.run_id).into_iter().filter(|p| alive(*p)).collect::<Vec<u32>>();
+            let t = Instant::now();
+            while !left().is_empty() && t.elapsed() < Duration::from_secs(1) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(left().is_empty(), "processes of the run left after teardown: {:?}", left());
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            end_run_processes(&self.run_id, &mut SweepReport::default());
+        }
+    }
+
+    /// The process state letter of `/proc/<pid>/stat` (`S`, `R`, `T`, `Z`, ...).
+    fn state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat[stat.rfind(')')? + 2..].chars().next()
+    }
+
+    /// Exists and is not a zombie waiting to be reaped.
+    fn alive(pid: u32) -> bool {
+        state(pid).is_some_and(|s| s != 'Z' && s != 'X')
+    }
+
+    fn live_group(pgid: u32) -> Vec<u32> {
+        processes_in_group(pgid).into_iter().filter(|p| alive(*p)).collect()
+    }
+
+    async fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+        let t = Instant::now();
+        while !f() {
+            assert!(t.elapsed() < within, "{what}: not within {within:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_exit_is_restarted_with_doubling_backoff_and_each_restart_recorded() {
+        let f = Fixture::new("backoff");
+        f.sup.deploy(f.running("crasher", "echo up; exit 3")).await.unwrap();
+        wait_for("three restarts", Duration::from_secs(4), || f.restarts("crasher").len() >= 3).await;
+        let r = f.restarts("crasher");
+        let r = &r[..3];
+        assert_eq!(r.iter().map(|(_, e)| e.attempt).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(r.iter().map(|(_, e)| e.backoff).collect::<Vec<_>>(), [500, 1000, 2000].map(Duration::from_millis));
+        assert!(r.iter().all(|(_, e)| e.exit == "exit code 3"), "{r:?}");
+        // Each back-off was waited before the next start (and not the next one's).
+        for w in r.windows(2) {
+            let gap = w[1].0 - w[0].0;
+            assert!(gap >= w[0].1.backoff && gap < w[0].1.backoff * 2, "{gap:?} after {:?}", w[0].1);
+        }
+        assert!(f.sup.status("crasher").unwrap().restarts >= 3);
+        assert!(f.log("crasher").matches("up\n").count() >= 3, "{}", f.log("crasher"));
+        // Every start's process group is in the run's marker (for a sweep after a kill -9).
+        let saved: RunMarker =
+            serde_json::from_slice(&std::fs::read(f.dir.path().join("markers").join(format!("{}.json", f.run_id))).unwrap()).unwrap();
+        assert!(saved.process_groups.len() >= 3, "{:?}", saved.process_groups);
+        assert_eq!(saved.process_groups, f.marker.lock().unwrap().process_groups);
+        f.teardown().await;
+    }
+
+    #[tokio::test]
+    async fn restart_policy_never_leaves_it_down_and_records_the_exit() {
+        let f = Fixture::new("never");
+        let spec = f.spec("oneshot", "echo up; exit 3", RestartPolicy::Never, Readiness::Running, Duration::from_secs(2));
+        f.sup.deploy(spec).await.unwrap();
+        wait_for("the exit recorded", Duration::from_secs(3), || !f.restarts("oneshot").is_empty()).await;
+        // Longer than the first back-off: a restart would have happened by now.
+        tokio::time::sleep(BACKOFF_START + Duration::from_millis(300)).await;
+        let r = f.restarts("oneshot");
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!((r[0].1.attempt, r[0].1.backoff), (0, Duration::ZERO));
+        assert_eq!(r[0].1.exit, "exit code 3 (restart policy Never: left down)");
+        let st = f.sup.status("oneshot").unwrap();
+        assert!(!st.running && st.restarts == 0, "{st:?}");
+        assert_eq!(f.log("oneshot"), "up\n");
+        f.teardown().await;
+    }
+
+    #[tokio::test]
+    async fn http_readiness_is_bounded_and_its_error_carries_the_log_tail() {
+        let f = Fixture::new("http");
+        let hub = FakeHub::default();
+        hub.api_status.store(503, std::sync::atomic::Ordering::SeqCst);
+        let addr = hub.serve().await;
+        let within = Duration::from_millis(600);
+        let failing = Readiness::Http { url: format!("http://{addr}/hub/api/") };
+        let spec = f.spec("web", "echo listening on nothing useful; exec sleep 30", RestartPolicy::Always, failing, within);
+        let t = Instant::now();
+        let err = format!("{:#}", f.sup.deploy(spec).await.unwrap_err());
+        assert!(t.elapsed() >= within && t.elapsed() < within + Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(err.starts_with("web was not ready within 600ms"), "{err}");
+        assert!(err.contains(&format!("no answer below 500 from http://{addr}/hub/api/")), "{err}");
+        assert!(err.ends_with("last log lines:\nlistening on nothing useful"), "{err}");
+        // Any answer below 500 is a server that is up (a 404 here).
+        let answering = Readiness::Http { url: format!("http://{addr}/no-such-route") };
+        f.sup.deploy(f.spec("web2", "exec sleep 30", RestartPolicy::Always, answering, within)).await.unwrap();
+        assert!(hub.seen.lock().unwrap().iter().any(|s| s == "GET /no-such-route"));
+        f.teardown().await;
+    }
+
+    #[tokio::test]
+    async fn running_readiness_is_bounded_and_its_error_carries_the_log_tail() {
+        let f = Fixture::new("running");
+        let within = Duration::from_millis(300);
+        let spec = f.spec("early", "echo bad flag >&2; exit 2", RestartPolicy::Never, Readiness::Running, within);
+        // The first check comes right after the start, while the process still runs.
+        f.sup.deploy(spec).await.unwrap();
+        wait_for("the exit recorded", Duration::from_secs(3), || !f.restarts("early").is_empty()).await;
+        let t = Instant::now();
+        let err = format!("{:#}", f.sup.await_ready(&f.sup.get("early").unwrap()).await.unwrap_err());
+        assert!(t.elapsed() >= within && t.elapsed() < within + Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(err.starts_with("early was not ready within 300ms (process not running)"), "{err}");
+        assert!(err.ends_with("last log lines:\nbad flag"), "{err}");
+        f.teardown().await;
+    }
+
+    #[tokio::test]
+    async fn stop_ends_the_whole_group_within_the_grace() {
+        let f = Fixture::new("stop");
+        // A child that dies on SIGTERM, and one that ignores it (ended by the group's SIGKILL).
+        // The stubborn one prints its pid once it ignores SIGTERM (and stays the same process).
+        let script = "sleep 30 & echo child $!; (trap '' TERM; exec sh -c 'echo stubborn $$; exec sleep 31') & wait";
+        f.sup.deploy(f.running("tree", script)).await.unwrap();
+        let leader = f.sup.status("tree").unwrap().pid.unwrap();
+        let child = f.printed_pid("tree", "child").await;
+        let stubborn = f.printed_pid("tree", "stubborn").await;
+        let mut group = live_group(leader);
+        group.sort();
+        let mut expected = vec![leader, child, stubborn];
+        expected.sort();
+        assert_eq!(group, expected);
+        let t = Instant::now();
+        f.sup.stop("tree").await.unwrap();
+        assert!(t.elapsed() < STOP_GRACE, "took {:?}", t.elapsed());
+        wait_for("the group gone", Duration::from_secs(1), || live_group(leader).is_empty()).await;
+        assert!(!f.sup.status("tree").unwrap().running);
+        // Stopped for good: no restart is recorded for it.
+        assert!(f.restarts("tree").is_empty(), "{:?}", f.restarts("tree"));
+        f.teardown().await;
+    }
+
+    #[tokio::test]
+    async fn stop_kills_a_group_that_ignores_sigterm_after_the_grace() {
+        let f = Fixture::new("grace");
+        f.sup.deploy(f.running("stuck", "trap '' TERM; echo ignoring TERM; while :; do sleep 1; done")).await.unwrap();
+        let leader = f.sup.status("stuck").unwrap().pid.unwrap();
+        wait_for("the trap set", Duration::from_secs(3), || f.log("stuck").contains("ignoring TERM")).await;
+        let t = Instant::now();
+        f.sup.stop("stuck").await.unwrap();
+        let took = t.elapsed();
+        assert!(took >= STOP_GRACE && took < STOP_GRACE + Duration::from_secs(2), "took {took:?}");
+        wait_for("the group gone", Duration::from_secs(1), || live_group(leader).is_empty()).await;
+        f.teardown().await;
+    }
+
+    #[tokio::test]
+    async fn pause_and_resume_reach_every_process_of_the_group() {
+        let f = Fixture::new("pause");
+        f.sup.deploy(f.running("tree", "sleep 30 & echo child $!; wait")).await.unwrap();
+        let leader = f.sup.status("tree").unwrap().pid.unwrap();
+        let child = f.printed_pid("tree", "child").await;
+        let states = || [leader, child].map(|p| state(p).unwrap_or('?'));
+        f.sup.signal("tree", ProcessSignal::Pause).await.unwrap();
+        wait_for("both stopped", Duration::from_secs(2), || states() == ['T', 'T']).await;
+        f.sup.signal("tree", ProcessSignal::Resume).await.unwrap();
+        wait_for("both running again", Duration::from_secs(2), || states().iter().all(|s| *s == 'S' || *s == 'R')).await;
+        // A paused group is still stopped promptly (SIGCONT before SIGTERM), not after the grace.
+        f.sup.signal("tree", ProcessSignal::Pause).await.unwrap();
+        wait_for("both stopped", Duration::from_secs(2), || states() == ['T', 'T']).await;
+        let t = Instant::now();
+        f.sup.stop("tree").await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+        assert!(format!("{:#}", f.sup.signal("nothing", ProcessSignal::Pause).await.unwrap_err()).contains("no component named nothing"));
+        f.teardown().await;
+    }
+}
