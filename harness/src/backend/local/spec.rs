@@ -14,7 +14,10 @@ pub enum Readiness {
     Http { url: String },
     /// An HTTP GET of `path` on a unix socket answers below 500 (dockerd's `/_ping`).
     UnixHttp { socket: PathBuf, path: String },
-    /// The process is running (for programs without an endpoint, e.g. the culler).
+    /// The process was started (for programs without an endpoint: the culler, the image
+    /// cleaner). Whether it stays up is deliberately not the deploy's to judge: a component
+    /// that crashes at start (the 2018 cleaner with a bad `DOCKER_HOST`) must show in the
+    /// verdict (`component-up`, `restarts`), not turn the run into an errored deploy.
     Running,
 }
 
