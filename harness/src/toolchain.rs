@@ -72,6 +72,115 @@ const TAIL_LINES: usize = 20;
 pub struct Pins {
     pub python: PythonPins,
     pub npm: NpmPins,
+    /// What a kind cluster is built from. Not part of the Python/npm environment's hash: a
+    /// Kubernetes pin never reinstalls the local components (see [`KubePins::hash`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubePins>,
+}
+
+/// The versions a kind cluster is built from, each one the Go module proxy serves: Kubernetes
+/// (its staging modules follow as `v0.<minor>.<patch>`), kind, helm, crictl, and the images
+/// `kubeadm config images list` names for that Kubernetes (etcd, coredns, pause).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubePins {
+    /// `v1.34.12`: kubelet 1.35+ refuses cgroup v1 unless told otherwise, and these machines
+    /// have cgroup v1.
+    pub kubernetes: String,
+    pub kind: String,
+    pub helm: String,
+    pub cri_tools: String,
+    /// The etcd module version (`v3.6.5`); its image is tagged as kubeadm names it (`3.6.5-0`).
+    pub etcd: String,
+    pub coredns: String,
+    /// The pause image's tag (`3.10.1`), built from the `pause.c` in the Kubernetes module.
+    pub pause: String,
+}
+
+impl KubePins {
+    /// First 16 hex digits of the sha256 of these pins: part of the node image's cache key.
+    pub fn hash(&self) -> String {
+        let digest = Sha256::digest(serde_json::to_string(self).expect("pins serialise").as_bytes());
+        hex::encode(digest)[..16].to_string()
+    }
+
+    /// The staging modules' version for this Kubernetes (`v1.34.12` -> `v0.34.12`).
+    pub fn staging_version(&self) -> Option<String> {
+        self.kubernetes.strip_prefix("v1.").map(|rest| format!("v0.{rest}"))
+    }
+
+    /// `(major, minor)` of Kubernetes, for helm's link-time version (`v1.34.12` -> `("1", "34")`).
+    pub fn major_minor(&self) -> Option<(String, String)> {
+        let mut parts = self.kubernetes.trim_start_matches('v').split('.');
+        Some((parts.next()?.to_string(), parts.next()?.to_string()))
+    }
+
+    fn problems(&self, prefix: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (field, value) in [
+            ("kubernetes", &self.kubernetes),
+            ("kind", &self.kind),
+            ("helm", &self.helm),
+            ("cri_tools", &self.cri_tools),
+            ("etcd", &self.etcd),
+            ("coredns", &self.coredns),
+        ] {
+            if !value.starts_with('v') || value.len() < 2 {
+                out.push((
+                    format!("{prefix}{field}"),
+                    format!("{value:?} is not a module version: write it as the Go module proxy does, e.g. \"v1.2.3\""),
+                ));
+            }
+        }
+        if self.staging_version().is_none() {
+            out.push((format!("{prefix}kubernetes"), format!("{:?} is not a Kubernetes 1.x version", self.kubernetes)));
+        }
+        if self.pause.is_empty() || self.pause.starts_with('v') {
+            out.push((
+                format!("{prefix}pause"),
+                format!("{:?} is not an image tag: write it as kubeadm does, e.g. \"3.10.1\"", self.pause),
+            ));
+        }
+        out
+    }
+}
+
+/// A profile's change of the Kubernetes pins: each given field replaces the base one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubePinsOverride {
+    #[serde(default)]
+    pub kubernetes: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub helm: Option<String>,
+    #[serde(default)]
+    pub cri_tools: Option<String>,
+    #[serde(default)]
+    pub etcd: Option<String>,
+    #[serde(default)]
+    pub coredns: Option<String>,
+    #[serde(default)]
+    pub pause: Option<String>,
+}
+
+impl KubePinsOverride {
+    fn apply(&self, base: &mut KubePins) {
+        for (field, value) in [
+            (&mut base.kubernetes, &self.kubernetes),
+            (&mut base.kind, &self.kind),
+            (&mut base.helm, &self.helm),
+            (&mut base.cri_tools, &self.cri_tools),
+            (&mut base.etcd, &self.etcd),
+            (&mut base.coredns, &self.coredns),
+            (&mut base.pause, &self.pause),
+        ] {
+            if let Some(v) = value {
+                *field = v.clone();
+            }
+        }
+    }
 }
 
 /// pip requirement specifiers installed into one venv.
@@ -179,6 +288,8 @@ pub struct PinsOverride {
     pub python: Option<PythonPinsOverride>,
     #[serde(default)]
     pub npm: Option<NpmPinsOverride>,
+    #[serde(default)]
+    pub kubernetes: Option<KubePinsOverride>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,7 +316,7 @@ pub struct NpmPinsOverride {
 impl PinsOverride {
     /// True when it changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.python.is_none() && self.npm.is_none()
+        self.python.is_none() && self.npm.is_none() && self.kubernetes.is_none()
     }
 
     /// Resolve relative local paths against `base` (the profile's directory).
@@ -315,6 +426,9 @@ impl Pins {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = list_problems("python", &self.python.packages, true);
         out.extend(list_problems("npm", &self.npm.packages, false));
+        if let Some(k) = &self.kubernetes {
+            out.extend(k.problems("kubernetes."));
+        }
         out
     }
 
@@ -330,17 +444,26 @@ impl Pins {
         if let Some(n) = &o.npm {
             merge_list(&mut out.npm.packages, &n.packages, n.replace, PackageSpec::npm_name);
         }
+        if let (Some(k), Some(base)) = (&o.kubernetes, out.kubernetes.as_mut()) {
+            k.apply(base);
+        }
         out
     }
 
     /// The canonical form that is hashed: compact JSON of the layout version and the pins.
     pub fn canonical(&self) -> String {
         #[derive(Serialize)]
+        struct EnvPins<'a> {
+            python: &'a PythonPins,
+            npm: &'a NpmPins,
+        }
+        #[derive(Serialize)]
         struct Canonical<'a> {
             layout: u32,
-            pins: &'a Pins,
+            pins: EnvPins<'a>,
         }
-        serde_json::to_string(&Canonical { layout: LAYOUT_VERSION, pins: self }).expect("pins serialise")
+        let pins = EnvPins { python: &self.python, npm: &self.npm };
+        serde_json::to_string(&Canonical { layout: LAYOUT_VERSION, pins }).expect("pins serialise")
     }
 
     /// First 16 hex digits of the sha256 of [`Pins::canonical`]: the environment's directory
@@ -639,10 +762,11 @@ impl Toolchain {
         let text = fs::read(root.join("ready.json")).ok()?;
         let m: ReadyMarker = serde_json::from_slice(&text).ok()?;
         let hash = pins.hash();
-        if m.layout != LAYOUT_VERSION || m.hash != hash || &m.pins != pins {
+        // What was installed is the Python and npm pins; a Kubernetes pin installs nothing here.
+        if m.layout != LAYOUT_VERSION || m.hash != hash || m.pins.python != pins.python || m.pins.npm != pins.npm {
             return None;
         }
-        let tc = Toolchain { root: root.to_path_buf(), hash, pins: m.pins, versions: m.versions };
+        let tc = Toolchain { root: root.to_path_buf(), hash, pins: pins.clone(), versions: m.versions };
         // The base interpreter a venv points at can disappear (an upgrade): then reinstall.
         fs::metadata(tc.python()).ok()?;
         Some(tc)
@@ -1150,6 +1274,31 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_pins_parse_merge_and_leave_the_env_hash_alone() {
+        let repo = Pins::load_default().unwrap();
+        let k = repo.kubernetes.clone().expect("fixtures/pins.yaml pins Kubernetes");
+        assert_eq!(k.staging_version().unwrap(), k.kubernetes.replacen("v1.", "v0.", 1));
+        assert_eq!(k.major_minor().unwrap().0, "1");
+        // The Python/npm environment's key does not move with a Kubernetes pin.
+        let without = Pins { kubernetes: None, ..repo.clone() };
+        assert_eq!(repo.hash(), without.hash());
+        let o: PinsOverride = serde_saphyr::from_str("kubernetes:\n  kubernetes: v1.34.11\n").unwrap();
+        let merged = repo.merged_with(&o);
+        let mk = merged.kubernetes.as_ref().unwrap();
+        assert_eq!(mk.kubernetes, "v1.34.11");
+        assert_eq!(mk.kind, k.kind, "fields the override does not give stay");
+        assert_ne!(mk.hash(), k.hash());
+        assert_eq!(merged.hash(), repo.hash());
+    }
+
+    #[test]
+    fn kubernetes_pins_name_a_bad_field() {
+        let text = "python: { packages: [a==1] }\nnpm: { packages: [b@1] }\nkubernetes:\n  kubernetes: 1.34.12\n  kind: v0.30.0\n  helm: v3.19.0\n  cri_tools: v1.34.0\n  etcd: v3.6.5\n  coredns: v1.12.1\n  pause: 3.10.1\n";
+        let e = Pins::parse(Path::new("pins.yaml"), text, Path::new(".")).unwrap_err().to_string();
+        assert!(e.contains("kubernetes.kubernetes") && e.contains("not a module version"), "{e}");
+    }
+
+    #[test]
     fn hash_is_stable_across_formatting() {
         let a = pins();
         let b = Pins::parse(
@@ -1262,6 +1411,7 @@ mod tests {
                 replace: false,
             }),
             npm: None,
+            kubernetes: None,
         };
         let m = base.merged_with(&o);
         let specs: Vec<&str> = m.python.packages.iter().map(|p| p.spec.as_str()).collect();
@@ -1273,6 +1423,7 @@ mod tests {
         let o = PinsOverride {
             npm: Some(NpmPinsOverride { packages: vec![PackageSpec::new("configurable-http-proxy@4.6.1")], replace: true }),
             python: Some(PythonPinsOverride { packages: vec![], pre: Some(true), replace: false }),
+            kubernetes: None,
         };
         let m = base.merged_with(&o);
         assert_eq!(m.npm.packages, vec![PackageSpec::new("configurable-http-proxy@4.6.1")]);
@@ -1331,6 +1482,15 @@ mod tests {
         assert!(matches!(Toolchain::state_in(home.path(), &pins), EnvState::Ready(_)));
         // No lock file: the fast path does not even take the lock.
         assert!(!home.path().join("env").join(format!("{}.lock", pins.hash())).exists());
+        // An environment installed before the Kubernetes pins existed (or with others) is the
+        // same environment: a Kubernetes pin installs nothing here.
+        let mut with_kube = pins.clone();
+        with_kube.kubernetes = Pins::load_default().unwrap().kubernetes;
+        assert!(with_kube.kubernetes.is_some());
+        match Toolchain::state_in(home.path(), &with_kube) {
+            EnvState::Ready(tc) => assert_eq!(tc.pins, with_kube),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
