@@ -660,7 +660,7 @@ pub struct Toolchain {
 /// Whether the environment for some pins exists (for `doctor`; never installs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvState {
-    Ready(Toolchain),
+    Ready(Box<Toolchain>),
     /// Will be installed on first use at `root`.
     Missing {
         root: PathBuf,
@@ -752,7 +752,7 @@ impl Toolchain {
     pub fn state_in(home: &Path, pins: &Pins) -> EnvState {
         let root = home.join("env").join(pins.hash());
         match Self::ready_at(&root, pins) {
-            Some(tc) => EnvState::Ready(tc),
+            Some(tc) => EnvState::Ready(Box::new(tc)),
             None => EnvState::Missing { root },
         }
     }

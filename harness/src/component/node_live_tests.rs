@@ -37,7 +37,7 @@ use crate::runner::Session;
 fn installed_toolchain() -> crate::toolchain::Toolchain {
     let pins = crate::toolchain::Pins::load_default().expect("fixtures/pins.yaml");
     match crate::toolchain::Toolchain::state(&pins) {
-        crate::toolchain::EnvState::Ready(t) => t,
+        crate::toolchain::EnvState::Ready(t) => *t,
         _ => panic!("the pinned environment is not installed: run `make env` first"),
     }
 }
