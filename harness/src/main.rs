@@ -34,6 +34,14 @@ enum BenchKind {
 }
 
 #[derive(Subcommand)]
+enum ClusterAction {
+    /// Build (or find on PATH, or in the cache) kind and helm at the pinned versions.
+    Tools,
+    /// Build (or find in the cache) the pinned Kubernetes binaries of the node image.
+    Kubernetes,
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// List every prerequisite, what is missing and how to fix it.
     Doctor,
@@ -55,6 +63,11 @@ enum Command {
     },
     /// End what abandoned runs left behind (processes, mounts), found by their markers.
     Sweep,
+    /// kind clusters: `tools` builds kind and helm from their Go modules at the pinned versions.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Spawn churn for a long time: leak slopes per window, compared with a baseline.
     Soak {
         /// How long to churn, e.g. `30m`.
@@ -326,6 +339,40 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::SUCCESS
             }
+        }
+        Command::Cluster { action } => {
+            let pins = match pins(profile.as_ref()) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let Some(kube) = pins.kubernetes else {
+                eprintln!("hubchaos: the pins name no Kubernetes versions: add a `kubernetes:` section to fixtures/pins.yaml");
+                return ExitCode::from(2);
+            };
+            let home = hubchaos::paths::hubchaos_home();
+            if let ClusterAction::Kubernetes = action {
+                return match hubchaos::backend::kind::kube_build::ensure(&home, &kube) {
+                    Ok((bin, took)) => {
+                        let how = took.map_or("cached".to_string(), |t| format!("built in {:.0} s", t.as_secs_f64()));
+                        println!("kubernetes {} {} ({how})", kube.kubernetes, bin.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("hubchaos: {e:#}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
+            for tool in hubchaos::backend::kind::tools::tools(&kube) {
+                match tool.ensure(&home) {
+                    Ok(found) => println!("{} {} {} ({:?})", tool.name, tool.version, found.path.display(), found.how),
+                    Err(e) => {
+                        eprintln!("hubchaos: {e:#}");
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            ExitCode::SUCCESS
         }
         Command::Sweep => {
             let report = hubchaos::backend::local::sweep::sweep_abandoned();

@@ -14,6 +14,7 @@
 //! process recipes (command, readiness, restart policy), the run marker and the sweep live
 //! under it. The test kit's fake backend (`testkit`, built for tests only) deploys nothing and records every call.
 
+pub mod kind;
 pub mod local;
 
 use std::path::PathBuf;
