@@ -51,9 +51,21 @@ pub fn apply_env_overrides(spec: &mut ComponentSpec, overrides: &[EnvOverride]) 
             Some(v) => spec.command.env.insert(o.key.clone(), v.clone()),
             None => spec.command.env.remove(&o.key),
         };
-        applied.push(format!("{}: {} -> {}", o.key, before.as_deref().unwrap_or("(unset)"), after.as_deref().unwrap_or("(unset)")));
+        let shown_before = match before.as_deref() {
+            None => "(unset)".to_string(),
+            // The run's own credentials stay out of reports; what the fault sets is declared.
+            Some(v) if is_secret(&o.key) => format!("(a secret of {} chars)", v.len()),
+            Some(v) => v.to_string(),
+        };
+        applied.push(format!("{}: {shown_before} -> {}", o.key, after.as_deref().unwrap_or("(unset)")));
     }
     applied
+}
+
+/// Whether a variable holds a credential (its value is not written to reports).
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|w| k.contains(w))
 }
 
 /// `unix:///run/x.sock` -> `/run/x.sock`; a value without a scheme is returned as is.
@@ -117,6 +129,16 @@ mod tests {
             ready_within: std::time::Duration::from_secs(1),
             restart: RestartPolicy::Always,
         }
+    }
+
+    #[test]
+    fn a_credential_it_replaces_stays_out_of_the_report() {
+        let mut spec = cleaner();
+        spec.command.env.insert("JUPYTERHUB_API_TOKEN".into(), "5039f813e0672445".into());
+        let o = EnvOverride { component: spec.name.clone(), key: "JUPYTERHUB_API_TOKEN".into(), value: OverrideValue::Set("wrong".into()) };
+        let applied = apply_env_overrides(&mut spec, &[o]);
+        assert_eq!(applied, ["JUPYTERHUB_API_TOKEN: (a secret of 16 chars) -> wrong"]);
+        assert_eq!(spec.command.env["JUPYTERHUB_API_TOKEN"], "wrong");
     }
 
     #[test]
