@@ -37,7 +37,6 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The entry of `scenario`, named `test_name` by the caller (the suite owns the naming).
     /// `scenario` as its backend names it (`test_name`) and judges it (`skip_reason`: why the
     /// backend cannot run it here, from [`crate::backend::BackendKind::cannot_run`]).
     pub fn of(scenario: &Scenario, test_name: String, skip_reason: Option<String>) -> Self {

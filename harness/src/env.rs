@@ -30,9 +30,6 @@ pub struct HubEndpoints {
     pub hub_addr: SocketAddr,
     /// The proxy's public URL, e.g. `http://127.0.0.1:PORT` (single-user servers live under it).
     pub public_url: String,
-    /// The proxy's REST API URL (for route checks).
-    pub proxy_api_url: String,
-    pub proxy_auth_token: String,
     /// Token of the harness service (admin scopes, read:metrics).
     pub harness_token: String,
     /// How each harness client reaches the hub, recorded under its name.
@@ -55,7 +52,7 @@ impl HubEndpoints {
 type Undo = (String, BoxFuture<'static, anyhow::Result<()>>);
 
 /// Undo steps registered as resources are created; drained in reverse, each bounded by its
-/// own timeout, errors collected not thrown (lifecycle step 12).
+/// own timeout, errors collected not thrown (lifecycle step 11).
 #[derive(Default)]
 pub struct CleanupStack {
     steps: Mutex<Vec<Undo>>,
@@ -135,7 +132,7 @@ impl Env {
         self.request_sources.lock().unwrap().push(source);
     }
 
-    /// Close every request source (lifecycle step 12, before components stop, so their last
+    /// Close every request source (lifecycle step 11, before components stop, so their last
     /// requests are recorded). Idempotent.
     pub async fn close_request_sources(&self) {
         let sources: Vec<_> = self.request_sources.lock().unwrap().drain(..).collect();

@@ -1,11 +1,12 @@
 //! The runner: one scenario, one run, on any backend, start to finish. The lifecycle, written
 //! once:
 //!
-//! 1. resolve the backend and its prerequisites (a missing one => Skipped with the reason):
-//!    [`BackendKind::open`] sweeps what abandoned runs left behind and installs what is
-//!    missing (on `local`: docker when needed, the pinned components);
-//! 2. create the run dir, seed, history and samples files; write `scenario.json`; open the
-//!    [`Session`] (the live backend and the run's [`Env`]);
+//! 1. create the run dir; ask the backend whether it can run the scenario here
+//!    ([`BackendKind::cannot_run`]; no => Skipped with the reason);
+//! 2. seed, history and samples files; write `scenario.json`; open the [`Session`]:
+//!    [`BackendKind::open`] sweeps what abandoned runs left behind and installs what is missing
+//!    (on `local`: docker when needed, the pinned components; a missing prerequisite found there
+//!    => Skipped), and the run's [`Env`] is made around the live backend;
 //! 3. deploy what the scenario declares with the faults' deploy plan, each component awaited
 //!    until ready, bounded ([`Backend::deploy`]; on `local`: the node, then the hub stack);
 //! 4. steady state before (fail => Aborted: the environment was not healthy);
@@ -261,7 +262,7 @@ pub async fn run(scenario: Scenario, kind: &dyn BackendKind, opts: RunOptions) -
         unexpected: None,
     };
     let report = RunReport { unexpected: crate::outcome::judge(&scenario.expect, &report.outcome, &report.checks).err(), ..report };
-    // 11. report.
+    // 12. report.
     let history = recorder.history().with_samples(samples.all());
     if let Err(e) = crate::report::plot::write_plots(&run_dir.path, &history) {
         eprintln!("hubchaos: drawing the plots failed: {e:#}");
@@ -345,8 +346,12 @@ async fn lifecycle(scenario: &Scenario, env: &Env, backend: &dyn Backend) -> Lif
     }
     match backend.deploy(env, &scenario.deploy, &plan).await {
         Ok(deployed) => {
-            rec.phase("deployed", serde_json::to_string(&deployed.timings).unwrap_or_default());
+            rec.phase("deployed", serde_json::to_string(&deployed).unwrap_or_default());
             out.deploy = Some(deployed.timings);
+        }
+        Err(BackendError::Missing(reason)) => {
+            out.outcome = Some(Outcome::Skipped(reason));
+            return out;
         }
         Err(e) => {
             out.outcome = Some(Outcome::Errored(format!("deploy failed: {e:#}")));

@@ -108,8 +108,6 @@ pub struct Deployed {
 pub enum ProcessSignal {
     /// SIGKILL: the process dies without cleanup (OOM kill, node loss).
     Kill,
-    /// SIGTERM: orderly shutdown (pod eviction).
-    Terminate,
     /// SIGSTOP: frozen (a stuck event loop, a paused VM).
     Pause,
     /// SIGCONT: the inverse of Pause.
@@ -145,13 +143,13 @@ pub trait Backend: Send + Sync {
     /// where users had piled up). Returns how long they took to be ready.
     async fn deploy_after_setup(&self, env: &Env, deployment: &Deployment, plan: &DeployPlan) -> Result<Duration, BackendError>;
 
+    /// (Logs: every component's output is written to `logs/<component>.log` in the run dir
+    /// while it runs, so step 9 has nothing left to collect.)
+    ///
     /// This backend's samplers (processes, node disk, docker, residue), each stopping when
     /// `stop` is cancelled. Samplers every backend shares (the hub's metrics and state) are
     /// the runner's.
     fn samplers(&self, env: &Env, every: Duration, stop: &CancellationToken) -> Vec<SamplerTask>;
-
-    /// Where a component's output is written (under the run dir's `logs/`).
-    fn log_path(&self, component: &str) -> Option<PathBuf>;
 
     /// Send a signal to a component.
     async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()>;
@@ -164,12 +162,12 @@ pub trait Backend: Send + Sync {
     /// Names of deployed components, in deploy order.
     fn components(&self) -> Vec<String>;
 
-    /// End everything this backend made for the run: components in reverse deploy order,
-    /// then anything else carrying the run's id, then its marker. Errors are collected, not
-    /// thrown. The runner drains the env's cleanup stack between the two (see
-    /// [`crate::runner`], step 12).
+    /// Stop every component, in reverse deploy order (bounded, errors collected, not thrown).
+    /// The runner then drains the env's cleanup stack and calls [`release`](Self::release)
+    /// ([`crate::runner`], step 11).
     async fn stop_components(&self) -> Vec<String>;
 
-    /// After the cleanup stack: what is still left of the run (stray processes), and the marker.
+    /// After the cleanup stack: end what is still left of the run (on `local`: processes
+    /// carrying its id) and remove its marker. Errors are collected, not thrown.
     async fn release(&self) -> Vec<String>;
 }

@@ -18,12 +18,12 @@ use super::dockerd::{find_dockerd, DockerdConfig, DOCKERD};
 use super::image_cleaner::{docker_host_for, CleanerOptions, CYCLE_LINE, DELETED_LINE, ERROR_LINE, IMAGE_CLEANER};
 use super::images::{no_space_message, ImageFactory, ImageSpec};
 use super::node_disk::{mounts_under, requires_root, NodeDisk, NodeLayout};
+use crate::backend::local::overrides::apply_env_overrides;
 use crate::backend::local::sweep::{processes_of_run, RunMarker};
 use crate::backend::local::LocalBackend;
 use crate::backend::{Backend, RunContext};
 use crate::check::{Check, ComponentUp, DiskBelow, ImagesSpared, Verdict};
 use crate::env::Env;
-use crate::fault::misconfigure::apply_env_overrides;
 use crate::fault::{DeployPlan, Fault, FillDisk, Misconfigure, WipeCache};
 use crate::observe::disk::{DiskSampler, DiskUsage};
 use crate::observe::docker::DockerSampler;
@@ -280,10 +280,14 @@ async fn node_live() {
     let t = Instant::now();
     factory.remove_containers().await.unwrap();
     env.add_request_source(Arc::new(proxy));
+    // The session's teardown, as a run's: request sources, components, cleanup stack, then
+    // release, which reports any process of the run that outlived its component as an error.
     let session = Session { env, backend: backend.clone() };
-    let errors = session.backend.stop_components().await;
+    let errors = session.close().await;
     assert!(errors.is_empty(), "{errors:?}");
     let dockerd_down = t.elapsed();
+    // The disk and dockerd's leftovers were made by hand above (not through the backend's
+    // deploy), so they are undone by hand.
     let cleanup = dockerd.cleanup();
     assert!(cleanup.is_empty(), "{cleanup:?}");
     disk.unmount().unwrap();
@@ -291,8 +295,6 @@ async fn node_live() {
     assert!(mounts_under(&run_dir).is_empty() && mounts_under(&layout.sock_dir).is_empty(), "mounts left");
     assert!(processes_of_run(&run_id).is_empty(), "processes left: {:?}", processes_of_run(&run_id));
     assert!(!layout.image_file.exists() && !layout.sock_dir.exists());
-    let errors = session.close().await;
-    assert!(errors.is_empty(), "{errors:?}");
     if let Some(to) = std::env::var_os("HUBCHAOS_TEST_KEEP_LOGS") {
         let _ = std::process::Command::new("cp").arg("-r").arg(run_dir.join("logs")).arg(to).status();
     }

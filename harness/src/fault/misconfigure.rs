@@ -3,7 +3,7 @@
 //!
 //! A configuration is fixed when the process starts, so this fault acts before the deploy:
 //! [`Fault::before_deploy`] adds an [`EnvOverride`] to the [`DeployPlan`], and the deployer
-//! applies the plan's overrides to the component's spec ([`apply_env_overrides`]) before it
+//! applies the plan's overrides to the component's recipe before it
 //! starts it. `inject` only records the fault's window; there is nothing to heal (a config is
 //! fixed by a new deploy, which is not what a run judges).
 //!
@@ -14,7 +14,6 @@
 use async_trait::async_trait;
 
 use super::{DeployPlan, Fault, FaultGuard};
-use crate::backend::local::spec::ComponentSpec;
 use crate::env::Env;
 
 /// What the overridden variable becomes.
@@ -34,43 +33,6 @@ pub struct EnvOverride {
     pub component: String,
     pub key: String,
     pub value: OverrideValue,
-}
-
-/// Apply every override meant for `spec`'s component; returns `KEY: before -> after` lines
-/// (for the fault's detail and the deploy log).
-pub fn apply_env_overrides(spec: &mut ComponentSpec, overrides: &[EnvOverride]) -> Vec<String> {
-    let mut applied = Vec::new();
-    for o in overrides.iter().filter(|o| o.component == spec.name) {
-        let before = spec.command.env.get(&o.key).cloned();
-        let after = match &o.value {
-            OverrideValue::Set(v) => Some(v.clone()),
-            OverrideValue::StripScheme => before.as_deref().map(strip_scheme),
-            OverrideValue::Unset => None,
-        };
-        match &after {
-            Some(v) => spec.command.env.insert(o.key.clone(), v.clone()),
-            None => spec.command.env.remove(&o.key),
-        };
-        let shown_before = match before.as_deref() {
-            None => "(unset)".to_string(),
-            // The run's own credentials stay out of reports; what the fault sets is declared.
-            Some(v) if is_secret(&o.key) => format!("(a secret of {} chars)", v.len()),
-            Some(v) => v.to_string(),
-        };
-        applied.push(format!("{}: {shown_before} -> {}", o.key, after.as_deref().unwrap_or("(unset)")));
-    }
-    applied
-}
-
-/// Whether a variable holds a credential (its value is not written to reports).
-fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_uppercase();
-    ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|w| k.contains(w))
-}
-
-/// `unix:///run/x.sock` -> `/run/x.sock`; a value without a scheme is returned as is.
-pub fn strip_scheme(v: &str) -> String {
-    v.split_once("://").map_or(v, |(_, rest)| rest).to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -111,57 +73,5 @@ impl Fault for Misconfigure {
             OverrideValue::Unset => format!("{} unset", self.0.key),
         };
         Ok(FaultGuard::nothing_to_heal(self.kind(), &self.0.component, format!("started with {what}"), &env.recorder))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::local::command::CommandSpec;
-    use crate::backend::local::spec::{Readiness, RestartPolicy};
-
-    fn cleaner() -> ComponentSpec {
-        ComponentSpec {
-            name: "image-cleaner".into(),
-            command: CommandSpec::new("docker-image-cleaner").env("DOCKER_HOST", "unix:///run/hubchaos/ab/cleaner.sock").env("KEEP", "1"),
-            cwd: ".".into(),
-            readiness: Readiness::Running,
-            ready_within: std::time::Duration::from_secs(1),
-            restart: RestartPolicy::Always,
-        }
-    }
-
-    #[test]
-    fn a_credential_it_replaces_stays_out_of_the_report() {
-        let mut spec = cleaner();
-        spec.command.env.insert("JUPYTERHUB_API_TOKEN".into(), "5039f813e0672445".into());
-        let o = EnvOverride { component: spec.name.clone(), key: "JUPYTERHUB_API_TOKEN".into(), value: OverrideValue::Set("wrong".into()) };
-        let applied = apply_env_overrides(&mut spec, &[o]);
-        assert_eq!(applied, ["JUPYTERHUB_API_TOKEN: (a secret of 16 chars) -> wrong"]);
-        assert_eq!(spec.command.env["JUPYTERHUB_API_TOKEN"], "wrong");
-    }
-
-    #[test]
-    fn the_2018_docker_host_loses_only_its_scheme() {
-        let mut plan = DeployPlan::default();
-        Misconfigure::docker_host_without_scheme("image-cleaner").before_deploy(&mut plan).unwrap();
-        Misconfigure::env("dockerd", "X", "1").before_deploy(&mut plan).unwrap();
-        let mut spec = cleaner();
-        let applied = apply_env_overrides(&mut spec, &plan.env_overrides);
-        assert_eq!(spec.command.env["DOCKER_HOST"], "/run/hubchaos/ab/cleaner.sock");
-        assert_eq!(spec.command.env["KEEP"], "1");
-        assert!(!spec.command.env.contains_key("X"), "another component's override");
-        assert_eq!(applied, ["DOCKER_HOST: unix:///run/hubchaos/ab/cleaner.sock -> /run/hubchaos/ab/cleaner.sock"]);
-    }
-
-    #[test]
-    fn set_and_unset() {
-        let mut spec = cleaner();
-        let o = |key: &str, value| EnvOverride { component: "image-cleaner".into(), key: key.into(), value };
-        apply_env_overrides(&mut spec, &[o("DOCKER_HOST", OverrideValue::Unset), o("NEW", OverrideValue::Set("v".into()))]);
-        assert!(!spec.command.env.contains_key("DOCKER_HOST"));
-        assert_eq!(spec.command.env["NEW"], "v");
-        assert_eq!(strip_scheme("/already/bare"), "/already/bare");
-        assert_eq!(Misconfigure::docker_host_without_scheme("c").kind(), "misconfigure");
     }
 }

@@ -41,7 +41,7 @@ pub struct DeployPlan {
     /// spawn hook of `leaky-hook`.
     pub hub_extra_config: String,
     /// Environment overrides applied to a component's spec before it starts (`misconfigure`):
-    /// see [`misconfigure::apply_env_overrides`].
+    /// the local backend applies them in `backend::local::overrides`.
     pub env_overrides: Vec<misconfigure::EnvOverride>,
 }
 

@@ -48,10 +48,6 @@ impl RecordedGateway {
     pub fn new(proxy: RecordingProxy) -> Self {
         Self { proxy, clients: Mutex::new(HashMap::new()) }
     }
-
-    pub fn proxy(&self) -> &RecordingProxy {
-        &self.proxy
-    }
 }
 
 #[async_trait]

@@ -3,7 +3,6 @@
 //! real backend's would.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,10 +113,6 @@ impl Backend for FakeBackend {
             stop.cancelled().await;
             calls.lock().unwrap().push("sampler-stopped".into());
         })]
-    }
-
-    fn log_path(&self, _component: &str) -> Option<PathBuf> {
-        None
     }
 
     async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {

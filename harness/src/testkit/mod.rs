@@ -50,14 +50,7 @@ pub fn attach_hub(env: &Env, hub: std::net::SocketAddr) {
     let proxy = RecordingProxy::start("hub", Upstream::Tcp(hub), env.recorder.clone()).expect("recording proxy");
     let gateway = Arc::new(RecordedGateway::new(proxy));
     env.add_request_source(gateway.clone());
-    env.set_hub(HubEndpoints {
-        hub_addr: hub,
-        public_url: format!("http://{hub}"),
-        proxy_api_url: format!("http://{hub}"),
-        proxy_auth_token: "proxy-token".into(),
-        harness_token: "harness-token".into(),
-        gateway,
-    });
+    env.set_hub(HubEndpoints { hub_addr: hub, public_url: format!("http://{hub}"), harness_token: "harness-token".into(), gateway });
 }
 
 /// An env whose hub is a [`FakeHub`] behind the recording proxy, on a [`FakeBackend`].

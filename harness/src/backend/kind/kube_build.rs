@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::tools::{go_env, which_go};
+use super::tools::{go_env, tail, which_go};
 use crate::toolchain::KubePins;
 
 /// What the node image needs from Kubernetes.
@@ -204,12 +204,6 @@ pub fn ensure(home: &Path, pins: &KubePins) -> anyhow::Result<(PathBuf, Option<D
 
 fn strings(s: &[&str]) -> Vec<String> {
     s.iter().map(|s| s.to_string()).collect()
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::toolchain::KubePins;
+use crate::toolchain::{find_program, KubePins};
 
 /// One program built from a Go module.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,9 +87,11 @@ impl GoTool {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// The tool on `PATH`, when one taken from there is trusted: kind's version says what it
+    /// is; helm's does not say which Kubernetes it was linked for (a helm built without it
+    /// assumes 1.20), so helm is always the one built here.
     fn on_path(&self) -> Option<PathBuf> {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path).map(|d| d.join(self.name)).find(|p| p.is_file())
+        (self.name != "helm").then(|| find_program(self.name)).flatten()
     }
 
     /// The pinned version: from `PATH`, from the cache, or built now (progress on stderr, the
@@ -144,14 +146,11 @@ impl GoTool {
 
 /// The `go` on `PATH`, or a clear error saying how to get one.
 pub fn which_go() -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("go"))
-        .find(|p| p.is_file())
-        .context("no `go` on PATH: kind, helm and the node image are built from Go modules; install Go 1.24 or newer")
+    find_program("go").context("no `go` on PATH: kind, helm and the node image are built from Go modules; install Go 1.24 or newer")
 }
 
-fn tail(path: &Path, n: usize) -> String {
+/// The last `n` lines of a build log (for the error of a failed step).
+pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

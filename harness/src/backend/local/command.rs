@@ -129,6 +129,13 @@ impl CommandSpec {
     }
 }
 
+/// Whether an environment variable holds a credential, by its name (`TOKEN`, `SECRET`,
+/// `PASSWORD`, `KEY`): its value is never written to logs or reports.
+pub fn is_secret(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|s| upper.contains(s))
+}
+
 /// The part of an option before the first `=`.
 fn option_key(arg: &str) -> &str {
     arg.split_once('=').map_or(arg, |(k, _)| k)
@@ -148,8 +155,7 @@ impl fmt::Display for CommandSpec {
             f.write_str(&shell_quote(w))
         }
         for (k, v) in &self.env {
-            let upper = k.to_ascii_uppercase();
-            let secret = ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|s| upper.contains(s));
+            let secret = is_secret(k);
             if !first {
                 f.write_str(" ")?;
             }

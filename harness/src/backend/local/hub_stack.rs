@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::overrides::apply_recorded;
+use super::overrides::{apply_recorded, hub_extra_config};
 use super::supervisor::Supervisor;
 use crate::backend::DeployTimings;
 use crate::component::culler::CullerOptions;
@@ -88,15 +88,7 @@ pub async fn deploy_hub_stack(
 
     let harness_token = random_token(env);
     let culler_token = random_token(env);
-    let mut extra_config = hub_options.extra_config.clone();
-    if !plan.hub_extra_config.is_empty() {
-        extra_config.push('\n');
-        extra_config.push_str(&plan.hub_extra_config);
-    }
-    if let Some(extra) = profile.and_then(|p| p.hub.extra_config.as_deref()) {
-        extra_config.push('\n');
-        extra_config.push_str(extra);
-    }
+    let extra_config = hub_extra_config(&hub_options.extra_config, plan, *profile, &env.recorder);
     let settings = HubSettings {
         run_dir: hub_dir.clone(),
         hub_bind_url: hub_url.clone(),
@@ -131,14 +123,7 @@ pub async fn deploy_hub_stack(
     let hub_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, hub_port));
     let gateway = Arc::new(RecordedGateway::new(RecordingProxy::start("hub", Upstream::Tcp(hub_addr), env.recorder.clone())?));
     env.add_request_source(gateway.clone());
-    env.set_hub(HubEndpoints {
-        hub_addr,
-        public_url: proxy.public_url(),
-        proxy_api_url: proxy.api_url(),
-        proxy_auth_token: proxy.auth_token.clone(),
-        harness_token,
-        gateway,
-    });
+    env.set_hub(HubEndpoints { hub_addr, public_url: proxy.public_url(), harness_token, gateway });
 
     timings.stack_ready_s = started.elapsed().as_secs_f64();
     Ok((timings, culler_token))
@@ -164,9 +149,4 @@ pub async fn deploy_culler(
 
 fn strings(s: &[&str]) -> Vec<String> {
     s.iter().map(|s| s.to_string()).collect()
-}
-
-/// The culler's options for the startup benchmark: rounds every few seconds.
-pub fn quick_culler() -> CullerOptions {
-    CullerOptions { timeout: Duration::from_secs(60), cull_every: Duration::from_secs(5), ..Default::default() }
 }

@@ -37,15 +37,13 @@ use crate::toolchain::{EnsureOptions, Pins, Toolchain};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Local;
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// The first need this machine cannot meet, as a reason to skip. Docker is not judged here:
 /// `open` installs it when root.
 fn missing(needs: &Needs) -> Option<String> {
-    if needs.root && !is_root() {
-        return Some(crate::component::node_disk::requires_root().err().unwrap_or_default());
+    if needs.root {
+        if let Err(why) = crate::component::node_disk::requires_root() {
+            return Some(why);
+        }
     }
     if needs.binderhub && std::env::var_os("HUBCHAOS_BINDERHUB").is_none() {
         return Some("needs BinderHub: set HUBCHAOS_BINDERHUB to a wheel, a source dir or a pip spec".into());
@@ -84,6 +82,16 @@ impl BackendKind for Local {
         let marker = RunMarker::create(&ctx.run_id, &ctx.run_dir)
             .map_err(|e| BackendError::Deploy(anyhow::anyhow!("writing the run marker: {e}")))?;
         Ok(Arc::new(LocalBackend::new(ctx, toolchain, marker)))
+    }
+}
+
+/// A deploy error as the seam types it: a component that never became ready is `Readiness`,
+/// anything else `Deploy`.
+fn typed(e: anyhow::Error) -> BackendError {
+    if e.chain().any(|c| c.is::<supervisor::NotReady>()) {
+        BackendError::Readiness(e)
+    } else {
+        BackendError::Deploy(e)
     }
 }
 
@@ -142,11 +150,6 @@ impl LocalBackend {
     pub fn marker(&self) -> &Arc<Mutex<RunMarker>> {
         &self.marker
     }
-
-    /// The deployed node, if the scenario declared one.
-    pub fn node(&self) -> Option<&NodeHandle> {
-        self.node.get()
-    }
 }
 
 #[async_trait]
@@ -161,13 +164,12 @@ impl Backend for LocalBackend {
         let mut timings = DeployTimings::default();
         if let Some(options) = &deployment.node {
             let started = std::time::Instant::now();
-            let node =
-                node::deploy_node(env, self, options, plan).await.map_err(|e| BackendError::Deploy(e.context("deploying the node")))?;
+            let node = node::deploy_node(env, self, options, plan).await.map_err(|e| typed(e.context("deploying the node")))?;
             timings.node_ready_s = started.elapsed().as_secs_f64();
             let _ = self.node.set(node);
         }
         if let Some(hub) = &deployment.hub {
-            let (t, culler_token) = deploy_hub_stack(env, hub, plan, &self.inputs()).await.map_err(BackendError::Deploy)?;
+            let (t, culler_token) = deploy_hub_stack(env, hub, plan, &self.inputs()).await.map_err(typed)?;
             let _ = self.culler_token.set(culler_token);
             timings = DeployTimings { node_ready_s: timings.node_ready_s, ..t };
         }
@@ -178,7 +180,7 @@ impl Backend for LocalBackend {
         let Some(culler) = &deployment.culler else { return Ok(Duration::ZERO) };
         let token =
             self.culler_token.get().ok_or_else(|| BackendError::Deploy(anyhow::anyhow!("a culler needs the hub: declare `deploy.hub`")))?;
-        deploy_culler(env, culler, plan, token, &self.inputs()).await.map_err(|e| BackendError::Deploy(e.context("deploying the culler")))
+        deploy_culler(env, culler, plan, token, &self.inputs()).await.map_err(|e| typed(e.context("deploying the culler")))
     }
 
     fn samplers(&self, env: &Env, every: Duration, stop: &CancellationToken) -> Vec<SamplerTask> {
@@ -203,10 +205,6 @@ impl Backend for LocalBackend {
             )));
         }
         tasks
-    }
-
-    fn log_path(&self, component: &str) -> Option<PathBuf> {
-        self.supervisor.log_path(component)
     }
 
     async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {
@@ -248,5 +246,22 @@ impl Backend for LocalBackend {
             errors.push(format!("removing the run marker: {e}"));
         }
         errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_that_never_became_ready_is_a_readiness_error_whatever_the_context() {
+        let e = anyhow::Error::from(supervisor::NotReady("hub was not ready within 1s".into())).context("deploying the node");
+        assert!(matches!(typed(e), BackendError::Readiness(_)));
+        assert!(matches!(typed(anyhow::anyhow!("starting hub: no such file")), BackendError::Deploy(_)));
+    }
+
+    #[test]
+    fn a_scenario_that_needs_nothing_is_never_skipped() {
+        assert_eq!(missing(&Needs::default()), None);
     }
 }

@@ -1,12 +1,12 @@
 //! The node on the local backend, deployed in one call (lifecycle step 3 for scenarios that
-//! declare one): the node
-//! disk, the harness's dockerd on it, the recorder in front of dockerd's socket, the images the
-//! scenario starts with (some kept in use by a running container), then the image cleaner
-//! pointed at the recorder, and a watcher of the cleaner's log.
+//! declare one): the node disk, the harness's dockerd on it, the recording proxy in front of
+//! dockerd's socket (a request source of the run), the images the scenario starts with (some
+//! kept in use by a running container), then the image cleaner pointed at the recording proxy,
+//! and a watcher of the cleaner's log.
 //!
-//! Every resource registers its undo on the run's cleanup stack as it is created, in an order
-//! whose reverse is right: the backend's teardown stops the cleaner and dockerd first (reverse
-//! deploy order), then the cleanup stack shuts the docker recorder, unmounts what dockerd left
+//! Teardown, in the session's order: the request sources are closed first (the cleaner's last
+//! requests recorded), the backend stops the cleaner and dockerd (reverse deploy order), then
+//! the cleanup stack, in reverse of how the undos were pushed: it unmounts what dockerd left
 //! under its exec root and removes the socket dir, then unmounts the disk and removes its file.
 //! A run killed at any point is swept by the next one: the disk's mount and dockerd's netns
 //! mount are in the marker before they exist, every process carries the run id.
@@ -46,11 +46,6 @@ pub struct NodeTimings {
 pub struct NodeHandle {
     pub layout: NodeLayout,
     pub api: DockerApi,
-    pub factory: ImageFactory,
-    pub recorder: Arc<RecordingProxy>,
-    pub timings: NodeTimings,
-    /// Whether an image cleaner was deployed (its log is watched).
-    pub cleaner: bool,
 }
 
 impl NodeHandle {
@@ -126,5 +121,5 @@ pub async fn deploy_node(env: &Env, local: &LocalBackend, options: &NodeOptions,
         timings.cleaner_ready_s = started.elapsed().as_secs_f64();
     }
     env.recorder.phase("node-deployed", serde_json::to_string(&timings).unwrap_or_default());
-    Ok(NodeHandle { layout, api, factory, recorder, timings, cleaner: options.cleaner.is_some() })
+    Ok(NodeHandle { layout, api })
 }

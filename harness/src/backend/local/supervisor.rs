@@ -26,6 +26,12 @@ use super::sweep::RunMarker;
 use crate::backend::{ComponentStatus, ProcessSignal};
 use crate::observe::history::{Event, Recorder, RestartEvent};
 
+/// A component started but did not become ready in time (the backend reports it as
+/// [`crate::backend::BackendError::Readiness`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotReady(pub String);
+
 /// First back-off; doubles per quick exit, as kubelet's CrashLoopBackOff does (10 s → 5 min
 /// there; scaled down here so scenarios stay short).
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -168,16 +174,16 @@ impl Supervisor {
             }
             if Instant::now() >= deadline {
                 let tail = self.log_tail(&sup.spec.name, 20);
-                bail!(
-                    "{} was not ready within {:?} ({}); last log lines:\n{tail}",
-                    sup.spec.name,
-                    sup.spec.ready_within,
-                    match &sup.spec.readiness {
-                        Readiness::Http { url } => format!("no answer below 500 from {url}"),
-                        Readiness::UnixHttp { socket, path } => format!("no answer below 500 to GET {path} on unix://{}", socket.display()),
-                        Readiness::Running => "process not running".into(),
-                    }
-                );
+                let why = match &sup.spec.readiness {
+                    Readiness::Http { url } => format!("no answer below 500 from {url}"),
+                    Readiness::UnixHttp { socket, path } => format!("no answer below 500 to GET {path} on unix://{}", socket.display()),
+                    Readiness::Running => "process not running".into(),
+                };
+                return Err(NotReady(format!(
+                    "{} was not ready within {:?} ({why}); last log lines:\n{tail}",
+                    sup.spec.name, sup.spec.ready_within
+                ))
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -249,7 +255,6 @@ async fn terminate_group(pgid: u32, child: &mut tokio::process::Child) {
 fn to_signal(s: ProcessSignal) -> Signal {
     match s {
         ProcessSignal::Kill => Signal::SIGKILL,
-        ProcessSignal::Terminate => Signal::SIGTERM,
         ProcessSignal::Pause => Signal::SIGSTOP,
         ProcessSignal::Resume => Signal::SIGCONT,
     }
@@ -281,11 +286,6 @@ impl Supervisor {
                 .with_context(|| format!("{component} did not stop within {:?}", STOP_GRACE * 3))??;
         }
         Ok(())
-    }
-
-    /// Where the component's output goes.
-    pub fn log_path(&self, component: &str) -> Option<PathBuf> {
-        self.get(component).map(|_| self.logs_dir.join(format!("{component}.log")))
     }
 
     /// The processes of the component's group now.
