@@ -37,7 +37,8 @@ enum BenchKind {
 enum ClusterAction {
     /// Build (or find on PATH, or in the cache) kind and helm at the pinned versions.
     Tools,
-    /// Build (or find in the cache) the pinned Kubernetes binaries of the node image.
+    /// Build (or find in the cache) what the node image is made of: the pinned Kubernetes
+    /// binaries, etcd, pause, coredns and crictl.
     Kubernetes,
 }
 
@@ -350,20 +351,29 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             let home = hubchaos::paths::hubchaos_home();
-            if let ClusterAction::Kubernetes = action {
-                return match hubchaos::backend::kind::kube_build::ensure(&home, &kube) {
-                    Ok((bin, took)) => {
-                        let how = took.map_or("cached".to_string(), |t| format!("built in {:.0} s", t.as_secs_f64()));
-                        println!("kubernetes {} {} ({how})", kube.kubernetes, bin.display());
-                        ExitCode::SUCCESS
+            use hubchaos::backend::kind::{kube_build, tools};
+            let how =
+                |took: Option<std::time::Duration>| took.map_or("cached".to_string(), |t| format!("built in {:.0} s", t.as_secs_f64()));
+            let list = match action {
+                ClusterAction::Kubernetes => {
+                    type Build =
+                        fn(&std::path::Path, &hubchaos::toolchain::KubePins) -> anyhow::Result<(PathBuf, Option<std::time::Duration>)>;
+                    let builds: [(&str, Build); 3] =
+                        [("kubernetes", kube_build::ensure), ("etcd", kube_build::ensure_etcd), ("pause", kube_build::ensure_pause)];
+                    for (what, build) in builds {
+                        match build(&home, &kube) {
+                            Ok((path, took)) => println!("{what} {} ({})", path.display(), how(took)),
+                            Err(e) => {
+                                eprintln!("hubchaos: {e:#}");
+                                return ExitCode::from(1);
+                            }
+                        }
                     }
-                    Err(e) => {
-                        eprintln!("hubchaos: {e:#}");
-                        ExitCode::from(1)
-                    }
-                };
-            }
-            for tool in hubchaos::backend::kind::tools::tools(&kube) {
+                    tools::node_tools(&kube)
+                }
+                ClusterAction::Tools => tools::tools(&kube),
+            };
+            for tool in list {
                 match tool.ensure(&home) {
                     Ok(found) => println!("{} {} {} ({:?})", tool.name, tool.version, found.path.display(), found.how),
                     Err(e) => {

@@ -48,6 +48,28 @@ pub fn tools(pins: &KubePins) -> Vec<GoTool> {
     ]
 }
 
+/// What the node image needs besides Kubernetes and etcd: coredns (the cluster's DNS, an image)
+/// and crictl (kind's node tooling; Debian has none), both installable from their modules.
+pub fn node_tools(pins: &KubePins) -> Vec<GoTool> {
+    vec![
+        GoTool {
+            name: "coredns",
+            package: "github.com/coredns/coredns",
+            version: pins.coredns.clone(),
+            ldflags: Vec::new(),
+            version_args: &["-version"],
+        },
+        GoTool {
+            name: "crictl",
+            package: "sigs.k8s.io/cri-tools/cmd/crictl",
+            version: pins.cri_tools.clone(),
+            // As its Makefile sets it; otherwise it says "unknown".
+            ldflags: vec![format!("-X sigs.k8s.io/cri-tools/pkg/version.Version={}", pins.cri_tools)],
+            version_args: &["--version"],
+        },
+    ]
+}
+
 /// Where the Go module and build caches live (`$HUBCHAOS_HOME/go/{mod,build}`).
 pub fn go_env(home: &Path) -> [(&'static str, PathBuf); 2] {
     [("GOMODCACHE", home.join("go").join("mod")), ("GOCACHE", home.join("go").join("build"))]
@@ -77,9 +99,10 @@ impl GoTool {
     }
 
     /// Whether `output` (of `<name> <version_args>`) names the pinned version: `kind v0.30.0
-    /// go1.24 linux/amd64`, or helm's bare `v3.19.0`.
+    /// go1.24 linux/amd64`, helm's bare `v3.19.0`, `crictl version v1.34.0`, `CoreDNS-1.12.1`.
     pub fn reports_version(&self, output: &str) -> bool {
-        output.split_whitespace().any(|word| word == self.version)
+        let dashed = format!("-{}", self.version.trim_start_matches('v'));
+        output.split_whitespace().any(|word| word == self.version || word.ends_with(&dashed))
     }
 
     fn version_of(&self, program: &Path) -> Option<String> {
@@ -180,6 +203,11 @@ mod tests {
         assert!(!kind.reports_version("kind v0.29.0 go1.24 linux/amd64"));
         assert!(helm.reports_version(&helm.version));
         assert!(!helm.reports_version("v3.18.0"));
+        let n = node_tools(&Pins::load_default().unwrap().kubernetes.unwrap());
+        let (coredns, crictl) = (&n[0], &n[1]);
+        assert!(coredns.reports_version(&format!("CoreDNS-{}\nlinux/amd64, go1.26.8, ", coredns.version.trim_start_matches('v'))));
+        assert!(!coredns.reports_version("CoreDNS-1.11.3\nlinux/amd64"));
+        assert!(crictl.reports_version(&format!("crictl version {}", crictl.version)));
     }
 
     #[test]
