@@ -35,7 +35,8 @@ enum BenchKind {
 
 #[derive(Subcommand)]
 enum ClusterAction {
-    /// Build (or find on PATH, or in the cache) kind and helm at the pinned versions.
+    /// Fetch the pinned engine (Debian trixie's dockerd, unpacked) and build (or find on
+    /// PATH, or in the cache) kind and helm at the pinned versions.
     Tools,
     /// Build (or find in the cache) what the node image is made of: the pinned Kubernetes
     /// binaries, etcd, pause, coredns and crictl.
@@ -371,7 +372,16 @@ fn main() -> ExitCode {
                     }
                     tools::node_tools(&kube)
                 }
-                ClusterAction::Tools => tools::tools(&kube),
+                ClusterAction::Tools => {
+                    match hubchaos::backend::kind::engine::ensure_engine(&home, &kube.engine) {
+                        Ok((dockerd, took)) => println!("engine {} {} ({})", kube.engine, dockerd.display(), how(took)),
+                        Err(e) => {
+                            eprintln!("hubchaos: {e:#}");
+                            return ExitCode::from(1);
+                        }
+                    }
+                    tools::tools(&kube)
+                }
             };
             for tool in list {
                 match tool.ensure(&home) {

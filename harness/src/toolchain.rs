@@ -95,6 +95,9 @@ pub struct KubePins {
     pub coredns: String,
     /// The pause image's tag (`3.10.1`), built from the `pause.c` in the Kubernetes module.
     pub pause: String,
+    /// The dockerd kind runs on (`26.1.5`): Debian trixie's `docker.io`, the first engine here
+    /// that runs `--privileged` without `CAP_SYS_RESOURCE` in the bounding set.
+    pub engine: String,
 }
 
 impl KubePins {
@@ -163,6 +166,8 @@ pub struct KubePinsOverride {
     pub coredns: Option<String>,
     #[serde(default)]
     pub pause: Option<String>,
+    #[serde(default)]
+    pub engine: Option<String>,
 }
 
 impl KubePinsOverride {
@@ -175,6 +180,7 @@ impl KubePinsOverride {
             (&mut base.etcd, &self.etcd),
             (&mut base.coredns, &self.coredns),
             (&mut base.pause, &self.pause),
+            (&mut base.engine, &self.engine),
         ] {
             if let Some(v) = value {
                 *field = v.clone();
@@ -1293,7 +1299,7 @@ mod tests {
 
     #[test]
     fn kubernetes_pins_name_a_bad_field() {
-        let text = "python: { packages: [a==1] }\nnpm: { packages: [b@1] }\nkubernetes:\n  kubernetes: 1.34.12\n  kind: v0.30.0\n  helm: v3.19.0\n  cri_tools: v1.34.0\n  etcd: v3.6.5\n  coredns: v1.12.1\n  pause: 3.10.1\n";
+        let text = "python: { packages: [a==1] }\nnpm: { packages: [b@1] }\nkubernetes:\n  kubernetes: 1.34.12\n  kind: v0.30.0\n  helm: v3.19.0\n  cri_tools: v1.34.0\n  etcd: v3.6.5\n  coredns: v1.12.1\n  pause: 3.10.1\n  engine: 26.1.5\n";
         let e = Pins::parse(Path::new("pins.yaml"), text, Path::new(".")).unwrap_err().to_string();
         assert!(e.contains("kubernetes.kubernetes") && e.contains("not a module version"), "{e}");
     }
