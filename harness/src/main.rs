@@ -39,7 +39,7 @@ enum ClusterAction {
     /// PATH, or in the cache) kind and helm at the pinned versions.
     Tools,
     /// Build (or find in the cache) what the node image is made of: the pinned Kubernetes
-    /// binaries, etcd, pause, coredns and crictl.
+    /// binaries, etcd, pause, the base rootfs (root: mmdebstrap), coredns and crictl.
     Kubernetes,
 }
 
@@ -359,8 +359,12 @@ fn main() -> ExitCode {
                 ClusterAction::Kubernetes => {
                     type Build =
                         fn(&std::path::Path, &hubchaos::toolchain::KubePins) -> anyhow::Result<(PathBuf, Option<std::time::Duration>)>;
-                    let builds: [(&str, Build); 3] =
-                        [("kubernetes", kube_build::ensure), ("etcd", kube_build::ensure_etcd), ("pause", kube_build::ensure_pause)];
+                    let builds: [(&str, Build); 4] = [
+                        ("kubernetes", kube_build::ensure),
+                        ("etcd", kube_build::ensure_etcd),
+                        ("pause", kube_build::ensure_pause),
+                        ("kind base rootfs", hubchaos::backend::kind::base_rootfs::ensure),
+                    ];
                     for (what, build) in builds {
                         match build(&home, &kube) {
                             Ok((path, took)) => println!("{what} {} ({})", path.display(), how(took)),
