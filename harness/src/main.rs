@@ -41,6 +41,8 @@ enum ClusterAction {
     /// Build (or find in the cache) what the node image is made of: the pinned Kubernetes
     /// binaries, etcd, pause, the base rootfs (root: mmdebstrap), coredns and crictl.
     Kubernetes,
+    /// Assemble (or find in the cache) the kind node image from those, on the pinned engine.
+    Image,
 }
 
 #[derive(Subcommand)]
@@ -375,6 +377,19 @@ fn main() -> ExitCode {
                         }
                     }
                     tools::node_tools(&kube)
+                }
+                ClusterAction::Image => {
+                    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+                    return match rt.block_on(hubchaos::backend::kind::node_image::ensure(&home, &kube)) {
+                        Ok((tar, took)) => {
+                            println!("{} {} ({})", hubchaos::backend::kind::node_image::image_ref(&kube), tar.display(), how(took));
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!("hubchaos: {e:#}");
+                            ExitCode::from(1)
+                        }
+                    };
                 }
                 ClusterAction::Tools => {
                     match hubchaos::backend::kind::engine::ensure_engine(&home, &kube.engine) {

@@ -51,6 +51,7 @@ pub const CNI_PLUGINS: &[&str] = &["host-local", "loopback", "ptp", "portmap", "
 pub const RECIPE: &[&str] = &[
     "copy kind's base files (usr/local/bin and kind/bin 0755, the rest 0644)",
     "containerd.service runs Debian's /usr/bin/containerd",
+    "containerd's CRI restricts oom_score_adj to its own (lowering it needs CAP_SYS_RESOURCE)",
     "drop the wants kind drops; journald ReadKMsg=no",
     "enable kubelet, containerd, undo-mount-hacks; mask systemd-binfmt",
     "/etc/containerd/cri-base.json from `ctr oci spec` with kind's createContainer hook, no rlimits",
@@ -136,6 +137,17 @@ fn configure(root: &Path, kind_files: &Path, crictl: &Path, log: &Path) -> anyho
     let unit = root.join("etc/systemd/system/containerd.service");
     let text = std::fs::read_to_string(&unit)?;
     std::fs::write(&unit, text.replace("ExecStart=/usr/local/bin/containerd", "ExecStart=/usr/bin/containerd"))?;
+    // The kubelet gives pod sandboxes oom_score_adj -998; lowering it needs CAP_SYS_RESOURCE,
+    // which the node container lacks here (root's bounding set has none), so runc's init dies
+    // ("can't get final child's PID from pipe: EOF") unless the CRI keeps scores at or above
+    // containerd's own, as kind does for rootless nodes.
+    let config = root.join("etc/containerd/config.toml");
+    let text = std::fs::read_to_string(&config)?;
+    anyhow::ensure!(
+        text.contains("restrict_oom_score_adj = false"),
+        "kind's containerd config no longer sets restrict_oom_score_adj: check the recipe"
+    );
+    std::fs::write(&config, text.replace("restrict_oom_score_adj = false", "restrict_oom_score_adj = true"))?;
     let mut sh = Command::new("chroot");
     sh.arg(root).arg("/bin/sh").arg("-ec").arg(
         "find /lib/systemd/system/sysinit.target.wants/ -name systemd-tmpfiles-setup.service -delete; \

@@ -5,4 +5,5 @@
 pub mod base_rootfs;
 pub mod engine;
 pub mod kube_build;
+pub mod node_image;
 pub mod tools;
