@@ -60,7 +60,14 @@ fn main() {
         print!("{}", catalogue::to_json_lines(&entries));
         return;
     }
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    // Scenarios deploy real hubs and dockerds on a 2-core machine: run in one process (plain
+    // `cargo test`), they run one at a time unless told otherwise, as nextest runs them (each
+    // in its own process, one at a time). Seen: in parallel, node scenarios restart each other's
+    // dockerd and fail checks they pass alone.
+    if args.test_threads.is_none() {
+        args.test_threads = Some(1);
+    }
     let trials = hubchaos_suites::catalogue()
         .into_iter()
         .map(|build| {

@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::overrides::apply_recorded;
@@ -73,7 +72,9 @@ pub async fn deploy_node(env: &Env, local: &LocalBackend, options: &NodeOptions,
 
     // dockerd: its netns mount in the marker before it starts; its leftovers cleaned after the
     // backend has stopped it.
-    let dockerd = DockerdConfig::new(layout.clone())?;
+    // Its readiness (`GET /_ping` on its socket) is what the supervisor awaits, bounded by the
+    // scenario's `dockerd_ready_within`.
+    let dockerd = DockerdConfig { ready_within: options.dockerd_ready_within, ..DockerdConfig::new(layout.clone())? };
     dockerd.prepare(marker)?;
     let leftovers = dockerd.clone();
     env.cleanup.push(
@@ -88,7 +89,6 @@ pub async fn deploy_node(env: &Env, local: &LocalBackend, options: &NodeOptions,
     let mut spec = dockerd.spec(&env.run_dir);
     apply_recorded(&mut spec, profile, plan, &env.recorder);
     supervisor.deploy(spec).await?;
-    dockerd.await_ready(options.dockerd_ready_within).await.with_context(|| format!("{DOCKERD} did not answer"))?;
     timings.dockerd_ready_s = started.elapsed().as_secs_f64();
 
     // The recorder in front of dockerd, with the cleaner's listener.
