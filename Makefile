@@ -8,25 +8,57 @@ export HUBCHAOS_RUN_GROUP
 NEXTEST_PROFILE ?= ci
 HUBCHAOS = $(CARGO) run --quiet -p hubchaos --
 
-.PHONY: test test-chaos unit lint soak deps doctor env sweep bench report
+.PHONY: test test-kind test-chaos unit lint soak deps doctor env sweep bench report kind-image cluster cluster-down
 
 # soak: how long, and an optional baseline soak.json to compare with (BASELINE=path).
 DURATION ?= 30m
 BASELINE ?=
 
-## test: unit tests + every local scenario (what CI runs), then the table of the run.
+## test: unit tests + every local scenario (what CI runs); then, when the kind node image is
+## cached (`make kind-image`), the kind scenarios on a cluster brought up for them (or the one
+## `make cluster` left up) and taken down after; then the table of the run. The kind scenarios
+## run after the local ones: an idle cluster's CPU would disturb the local scenarios' timings.
 test: deps lint
-	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE); status=$$?; \
+	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE) -E 'not test(/^kind::/)'; status=$$?; \
+	  $(MAKE) --no-print-directory test-kind || status=1; \
 	  $(HUBCHAOS) report $(HUBCHAOS_RUN_GROUP) || true; exit $$status
+
+## test-kind: the kind scenarios (skipped, with the reason, when the node image is not cached).
+test-kind:
+	@if $(HUBCHAOS) cluster cached; then \
+	  made=""; $(HUBCHAOS) cluster status >/dev/null 2>&1 || made=1; \
+	  status=0; $(HUBCHAOS) cluster up || status=1; \
+	  [ $$status != 0 ] || $(CARGO) nextest run -p hubchaos-suites --test scenarios --profile $(NEXTEST_PROFILE)-kind -E 'test(/^kind::/)' || status=1; \
+	  [ -z "$$made" ] || $(HUBCHAOS) cluster down || status=1; exit $$status; \
+	else echo "kind scenarios skipped: the kind node image is not cached (make kind-image builds it, ~10 min cold)"; fi
+
+## kind-image: build (or find cached) kind, helm, the engine, Kubernetes, etcd, coredns and the
+## kind node image, from Go modules and Debian packages (root; ~10 min cold on 2 cores).
+kind-image: deps
+	$(HUBCHAOS) cluster tools
+	$(HUBCHAOS) cluster kubernetes
+	$(HUBCHAOS) cluster image
+
+## cluster / cluster-down: the kind cluster, kept up between runs until cluster-down.
+cluster: kind-image
+	$(HUBCHAOS) cluster up
+
+cluster-down:
+	$(HUBCHAOS) cluster down
 
 ## lint: formatting (rustfmt.toml) and clippy with warnings as errors.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
-## test-chaos: every chaos scenario on the default (local) backend, then the table.
+## test-chaos: every chaos scenario on BACKEND (local: default; kind: the node image is built
+## first when missing, and a cluster brought up for the run), then the table.
+BACKEND ?= local
 test-chaos: deps
-	$(CARGO) nextest run -p hubchaos-suites --test scenarios --profile $(NEXTEST_PROFILE) --run-ignored all; status=$$?; \
+	@case "$(BACKEND)" in local|kind) ;; *) echo "BACKEND=$(BACKEND): not a backend; use BACKEND=local or BACKEND=kind" >&2; exit 2;; esac
+	@if [ "$(BACKEND)" = kind ]; then $(MAKE) --no-print-directory kind-image; fi
+	@if [ "$(BACKEND)" = kind ]; then $(MAKE) --no-print-directory test-kind; status=$$?; \
+	  else $(CARGO) nextest run -p hubchaos-suites --test scenarios --profile $(NEXTEST_PROFILE) --run-ignored all -E 'test(/^local::/)'; status=$$?; fi; \
 	  $(HUBCHAOS) report $(HUBCHAOS_RUN_GROUP) || true; exit $$status
 
 ## unit: the harness's own tests only (no real components).
@@ -68,7 +100,7 @@ doctor:
 env:
 	$(HUBCHAOS) env
 
-## sweep: end what killed runs left behind (processes, mounts), by their markers.
+## sweep: end what killed runs left behind (processes, mounts; a kind cluster whose maker died).
 sweep:
 	$(HUBCHAOS) sweep
 

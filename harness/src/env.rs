@@ -98,6 +98,7 @@ pub struct Env {
     pub cancel: CancellationToken,
     pub rng: Mutex<StdRng>,
     hub: OnceLock<HubEndpoints>,
+    kind: OnceLock<crate::backend::kind::KindRun>,
     request_sources: Mutex<Vec<Arc<dyn RequestSource>>>,
 }
 
@@ -123,6 +124,7 @@ impl Env {
             cancel,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             hub: OnceLock::new(),
+            kind: OnceLock::new(),
             request_sources: Mutex::new(Vec::new()),
         }
     }
@@ -149,6 +151,18 @@ impl Env {
 
     pub fn hub(&self) -> anyhow::Result<&HubEndpoints> {
         self.hub.get().context("this scenario deployed no hub")
+    }
+
+    /// Set by the kind backend's deploy: the cluster as faults and workloads use it.
+    pub fn set_kind(&self, run: crate::backend::kind::KindRun) {
+        if self.kind.set(run).is_err() {
+            panic!("the cluster of a run is set once");
+        }
+    }
+
+    /// The kind cluster of this run (a scenario that needs one runs on the kind backend).
+    pub fn kind(&self) -> anyhow::Result<&crate::backend::kind::KindRun> {
+        self.kind.get().context("this run has no kind cluster: the scenario runs on the kind backend (`needs.cluster`)")
     }
 
     /// A hub API client whose requests are recorded as `client`, with the harness's token.

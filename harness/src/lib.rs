@@ -47,10 +47,12 @@ pub mod workload;
 pub mod prelude {
     pub use std::time::Duration;
 
+    pub use crate::backend::kind::pools::{NO_SSD, SSD};
     pub use crate::check::{
         Check, ComponentUp, Convergence, Direction, DiskBelow, ErrorClass, ErrorResponses, FailureReason, ImagesSpared, LatencyCeiling,
         LeakSlope, NoDeletion, NoProtectedUserHarmed, RateCeiling, Recovery, Restarts, ReturnsToBaseline, WastedRequests,
     };
+    pub use crate::check::{DiskPressure, EvictionsCarryReason, OpsSucceed, PoolUntouched};
     pub use crate::component::culler::CullerOptions;
     pub use crate::component::hub::HubOptions;
     pub use crate::component::image_cleaner::CleanerOptions;
@@ -58,6 +60,7 @@ pub mod prelude {
     pub use crate::component::node::NodeOptions;
     pub use crate::fault::accumulate_users::{ADMIN, NEVER_STARTED, RUNNING_ACTIVE, RUNNING_IDLE, STOPPED};
     pub use crate::fault::{AccumulateUsers, FloodApi, KillProcess, PauseProcess, Schedule, Scheduled};
+    pub use crate::fault::{AddPool, AddonDown, DeletePodsOnPool, KubeletEvictionOff, TaintPool};
     pub use crate::fault::{FillDisk, LeakyHook, Misconfigure, WipeCache};
     pub use crate::fault::{MaskErrors, RemoveImagesInUse};
     pub use crate::observe::hub_state::{ACTIVE_SERVERS, HUB_API};
@@ -66,6 +69,7 @@ pub mod prelude {
     pub use crate::probe::{HubAnswers, ServersReachable, UserCountAtMost};
     pub use crate::scenario::{Deployment, Expectation, Needs, Scenario, SteadyState};
     pub use crate::workload::hub_latency::HUB_LATENCY;
+    pub use crate::workload::{FillNodeDisk, PoolProbes};
     pub use crate::workload::{HubLatency, KeepActive, ReachServers};
     pub use crate::workload::{ImportImages, SpawnChurn};
 }

@@ -43,6 +43,16 @@ enum ClusterAction {
     Kubernetes,
     /// Assemble (or find in the cache) the kind node image from those, on the pinned engine.
     Image,
+    /// Bring the kind cluster up (or reuse it): engine, network, pools, pod networking, every
+    /// node Ready; each step with its time. Kept until `cluster down`. Needs root.
+    Up,
+    /// Take the kind cluster down: nodes, network, engine, the small disk.
+    Down,
+    /// The kind cluster: its state, each node's pool, readiness and taints (exit 3: none).
+    Status,
+    /// Whether everything a cluster is made of is built (exit 0), or what is missing (exit 3):
+    /// `make test` runs the kind scenarios only then.
+    Cached,
 }
 
 #[derive(Subcommand)]
@@ -67,7 +77,8 @@ enum Command {
     },
     /// End what abandoned runs left behind (processes, mounts), found by their markers.
     Sweep,
-    /// kind clusters: `tools` builds kind and helm from their Go modules at the pinned versions.
+    /// kind clusters: the tools and node image they are made of (`tools`, `kubernetes`,
+    /// `image`), and the cluster itself (`up`, `down`, `status`).
     Cluster {
         #[command(subcommand)]
         action: ClusterAction,
@@ -102,6 +113,112 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         rate: u32,
     },
+}
+
+/// `hubchaos cluster up|down|status`.
+fn cluster_lifecycle(action: &ClusterAction, home: &std::path::Path, kube: &hubchaos::toolchain::KubePins) -> ExitCode {
+    use hubchaos::backend::kind::cluster;
+    if !matches!(action, ClusterAction::Status) {
+        if let Err(why) = hubchaos::component::node_disk::requires_root() {
+            eprintln!("hubchaos: a kind cluster {why}");
+            return ExitCode::from(2);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    match action {
+        ClusterAction::Up => rt.block_on(async {
+            let programs = match cluster::Programs::ensure(home, kube).await {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("hubchaos: {e:#}");
+                    return ExitCode::from(1);
+                }
+            };
+            let started = std::time::Instant::now();
+            // Ctrl-C while it is made: take down what was made, then exit 130.
+            let made = tokio::select! {
+                r = cluster::up(home, cluster::DEFAULT_NAME, &programs, true, false) => r,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("hubchaos: interrupted: taking down what was made");
+                    let errors = cluster::down(home, cluster::DEFAULT_NAME, &programs, false).await;
+                    for e in &errors {
+                        eprintln!("hubchaos: {e}");
+                    }
+                    return ExitCode::from(130);
+                }
+            };
+            match made {
+                Ok(up) => {
+                    let how = if up.created { "created" } else { "reused" };
+                    println!(
+                        "{} {how} in {:.1} s; kubeconfig {}",
+                        up.layout.context(),
+                        started.elapsed().as_secs_f64(),
+                        up.layout.kubeconfig().display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hubchaos: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }),
+        ClusterAction::Down => rt.block_on(async {
+            let programs = match cluster::Programs::cached(home, kube) {
+                Ok(p) => p,
+                Err(why) => {
+                    eprintln!("hubchaos: {why}");
+                    return ExitCode::from(1);
+                }
+            };
+            let started = std::time::Instant::now();
+            let errors = cluster::down(home, cluster::DEFAULT_NAME, &programs, false).await;
+            for e in &errors {
+                eprintln!("hubchaos: {e}");
+            }
+            println!("down in {:.1} s", started.elapsed().as_secs_f64());
+            if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
+        _ => rt.block_on(async {
+            let layout = cluster::ClusterLayout::new(home, cluster::DEFAULT_NAME);
+            let Some(state) = layout.read_state() else {
+                println!("{}: no cluster (`hubchaos cluster up` makes one)", layout.context());
+                return ExitCode::from(3);
+            };
+            println!(
+                "{}: {} (owner: {:?}, network {})",
+                layout.context(),
+                state.phase,
+                state.owner,
+                state.subnet.as_deref().unwrap_or("-")
+            );
+            match hubchaos::backend::kind::kube::KindCluster::connect(&layout.kubeconfig(), &layout.context()).await {
+                Ok(kc) => match kc.nodes().await {
+                    Ok(nodes) => {
+                        for n in nodes {
+                            let pool = n.labels.get(hubchaos::backend::kind::pools::POOL_LABEL).map_or("control-plane", String::as_str);
+                            let taints: Vec<String> = n.taints.iter().map(|t| format!("{}:{}", t.key, t.effect)).collect();
+                            println!("  {:<26} {:<14} ready={:<5} taints=[{}]", n.name, pool, n.ready, taints.join(", "));
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("hubchaos: {e:#}");
+                        ExitCode::from(1)
+                    }
+                },
+                Err(e) => {
+                    eprintln!("hubchaos: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }),
+    }
 }
 
 fn load_profile(cli: &Cli) -> Result<Option<Profile>, ExitCode> {
@@ -358,6 +475,21 @@ fn main() -> ExitCode {
             let how =
                 |took: Option<std::time::Duration>| took.map_or("cached".to_string(), |t| format!("built in {:.0} s", t.as_secs_f64()));
             let list = match action {
+                ClusterAction::Cached => {
+                    return match hubchaos::backend::kind::cluster::Programs::cached(&home, &kube) {
+                        Ok(p) => {
+                            println!("kind cluster ingredients cached ({})", p.node_image);
+                            ExitCode::SUCCESS
+                        }
+                        Err(why) => {
+                            println!("{why}");
+                            ExitCode::from(3)
+                        }
+                    };
+                }
+                ClusterAction::Up | ClusterAction::Down | ClusterAction::Status => {
+                    return cluster_lifecycle(action, &home, &kube);
+                }
                 ClusterAction::Kubernetes => {
                     type Build =
                         fn(&std::path::Path, &hubchaos::toolchain::KubePins) -> anyhow::Result<(PathBuf, Option<std::time::Duration>)>;
@@ -416,7 +548,14 @@ fn main() -> ExitCode {
         Command::Sweep => {
             let report = hubchaos::backend::local::sweep::sweep_abandoned();
             println!("{}", report.describe());
-            if report.errors.is_empty() {
+            let (clusters, cluster_errors) = hubchaos::backend::kind::cluster::sweep_abandoned(&hubchaos::paths::hubchaos_home());
+            for c in &clusters {
+                println!("swept {c}");
+            }
+            for e in &cluster_errors {
+                eprintln!("hubchaos: {e}");
+            }
+            if report.errors.is_empty() && cluster_errors.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

@@ -42,6 +42,8 @@ pub struct Needs {
     pub docker: bool,
     /// A user-provided BinderHub (`HUBCHAOS_BINDERHUB`).
     pub binderhub: bool,
+    /// The harness's kind cluster: the scenario runs on the kind backend (`kind::…`).
+    pub cluster: bool,
 }
 
 /// What the local backend deploys: the proxy and the hub (if `hub`), the culler (after the

@@ -278,3 +278,86 @@ pub fn failure_without_cause_is_caught() -> Scenario {
     s.expect = Expectation::fail_on(&["failure-reason:import-image"], "failures are reported without their cause");
     s
 }
+
+/// Negative control for `disk-pressure`: the no-ssd node's kubelet on kind's own settings
+/// (eviction and image GC off). Its disk fills to the last block and it never says so.
+pub fn eviction_off_is_caught() -> Scenario {
+    let mut s = crate::cluster::filled_no_ssd(
+        "controls",
+        "eviction_off_is_caught",
+        "Negative control for missing_ssd_disk_pressure: the no-ssd kubelet with kind's defaults \
+         (evictionHard at 0%, image GC off) must fail exactly disk-pressure.",
+        FillNodeDisk::steady(NO_SSD, SSD),
+    );
+    s.faults.insert(0, Scheduled::new(KubeletEvictionOff::on(NO_SSD), Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["disk-pressure:no-ssd"], "eviction is off: the node never reports DiskPressure");
+    s
+}
+
+/// Negative control for `evictions`: the disk filled in one write, faster than the kubelet's
+/// 10 s look; the build dies of "No space left on device" instead of being evicted.
+pub fn burst_fill_is_caught() -> Scenario {
+    let mut s = crate::cluster::filled_no_ssd(
+        "controls",
+        "burst_fill_is_caught",
+        "Negative control for missing_ssd_disk_pressure: one dd fills the no-ssd disk at once; the \
+         build fails with ENOSPC before the kubelet looks, which must fail exactly evictions.",
+        FillNodeDisk::steady(NO_SSD, SSD).burst(),
+    );
+    s.expect = Expectation::fail_on(&["evictions:no-ssd"], "the build died of its own write error");
+    s
+}
+
+/// Negative control for `untouched:ssd`: the ssd pool's pods deleted mid-run (a drain aimed
+/// at the wrong pool).
+pub fn ssd_pool_disturbed_is_caught() -> Scenario {
+    let mut s = crate::cluster::filled_no_ssd(
+        "controls",
+        "ssd_pool_disturbed_is_caught",
+        "Negative control for missing_ssd_disk_pressure: the ssd pool's build deleted at 10 s must \
+         fail exactly untouched:ssd.",
+        FillNodeDisk::steady(NO_SSD, SSD),
+    );
+    s.faults.push(Scheduled::new(DeletePodsOnPool::on(SSD), Schedule::at(Duration::from_secs(10))));
+    s.expect = Expectation::fail_on(&["untouched:ssd"], "its build was deleted");
+    s
+}
+
+/// Negative control for `pools`: the user pool left tainted (never added).
+pub fn pool_left_tainted_is_caught() -> Scenario {
+    let mut s = crate::cluster::pools_probed(
+        "controls",
+        "pool_left_tainted_is_caught",
+        "Negative control for pools_ready: the user pool tainted NoSchedule; its pod stays Pending, \
+         which must fail exactly pools.",
+    );
+    s.faults.push(Scheduled::new(TaintPool::named("user"), Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["pools"], "the user pool takes no pod");
+    s
+}
+
+/// Negative control for `service`: kube-proxy's pods gone before the Service is made.
+pub fn kube_proxy_removed_is_caught() -> Scenario {
+    let mut s = crate::cluster::pools_probed(
+        "controls",
+        "kube_proxy_removed_is_caught",
+        "Negative control for pools_ready: without kube-proxy a new Service has no rules, which \
+         must fail exactly service.",
+    );
+    s.faults.push(Scheduled::new(AddonDown::kube_proxy(), Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["service"], "kube-proxy is gone");
+    s
+}
+
+/// Negative control for `dns`: coredns scaled to zero.
+pub fn coredns_down_is_caught() -> Scenario {
+    let mut s = crate::cluster::pools_probed(
+        "controls",
+        "coredns_down_is_caught",
+        "Negative control for pools_ready: with coredns scaled to zero no name resolves, which must \
+         fail exactly dns.",
+    );
+    s.faults.push(Scheduled::new(AddonDown::coredns(), Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["dns"], "coredns is down");
+    s
+}

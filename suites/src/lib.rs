@@ -4,6 +4,7 @@
 //! incident up front, so other areas, the controls above all, build on them).
 
 pub mod cleaner;
+pub mod cluster;
 pub mod controls;
 pub mod culler;
 pub mod hub;
@@ -43,6 +44,14 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         controls::in_use_image_removed_is_caught,
         node::disk_full_is_reported,
         controls::failure_without_cause_is_caught,
+        cluster::pools_ready,
+        controls::pool_left_tainted_is_caught,
+        controls::kube_proxy_removed_is_caught,
+        controls::coredns_down_is_caught,
+        cluster::missing_ssd_disk_pressure,
+        controls::eviction_off_is_caught,
+        controls::burst_fill_is_caught,
+        controls::ssd_pool_disturbed_is_caught,
     ]
 }
 
@@ -85,7 +94,7 @@ mod tests {
         let mut seen = Vec::new();
         for build in catalogue() {
             let s = build();
-            let name = s.test_name("local");
+            let name = s.test_name(if s.needs.cluster { "kind" } else { "local" });
             problems.extend(declaration_errors(&s).into_iter().map(|e| format!("{name}: {e}")));
             if seen.contains(&name) {
                 problems.push(format!("{name} is declared twice"));

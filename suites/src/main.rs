@@ -6,6 +6,7 @@
 //! check names against; it does so before reading any argument, so nextest's `--list` and
 //! `--exact` are answered as without it.
 
+use hubchaos::backend::kind::Kind;
 use hubchaos::backend::local::Local;
 use hubchaos::backend::BackendKind;
 use hubchaos::catalogue::{self, Entry};
@@ -13,19 +14,27 @@ use hubchaos::runner::{run_blocking, RunOptions};
 use hubchaos::scenario::Scenario;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// The backend every scenario runs on today.
-const BACKEND: Local = Local;
+/// The backend a scenario runs on: kind for the ones that need its cluster, local for the
+/// rest (the hub stack on kind comes with the charts).
+fn backend_of(scenario: &Scenario) -> &'static dyn BackendKind {
+    if scenario.needs.cluster {
+        &Kind
+    } else {
+        &Local
+    }
+}
 
 /// The test name of `scenario`: what nextest, `hubchaos run` and the catalogue call it. The
 /// only place this binary builds one.
 fn test_name(scenario: &Scenario) -> String {
-    scenario.test_name(BACKEND.name())
+    scenario.test_name(backend_of(scenario).name())
 }
 
 fn run_trial(build: fn() -> Scenario) -> Result<(), Failed> {
     let scenario = build();
     let opts = RunOptions::from_env().map_err(|e| Failed::from(format!("{e:#}")))?;
-    let report = run_blocking(scenario, &BACKEND, opts);
+    let backend = backend_of(&scenario);
+    let report = run_blocking(scenario, backend, opts);
     println!("{} {}", report.test_name, report.outcome.label());
     for c in &report.checks {
         println!("  {:<28} {:<7} {}", c.check, c.verdict.to_string(), c.summary.replace('\n', " "));
@@ -54,7 +63,7 @@ fn main() {
             .into_iter()
             .map(|build| {
                 let scenario = build();
-                Entry::of(&scenario, test_name(&scenario), BACKEND.cannot_run(&scenario))
+                Entry::of(&scenario, test_name(&scenario), backend_of(&scenario).cannot_run(&scenario))
             })
             .collect();
         print!("{}", catalogue::to_json_lines(&entries));
@@ -72,7 +81,7 @@ fn main() {
         .into_iter()
         .map(|build| {
             let scenario = build();
-            let skip = BACKEND.cannot_run(&scenario);
+            let skip = backend_of(&scenario).cannot_run(&scenario);
             Trial::test(test_name(&scenario), move || run_trial(build)).with_ignored_flag(skip.is_some() || scenario.long)
         })
         .collect();

@@ -278,7 +278,7 @@ fn fill_with_files(
             let mut missing = fill.missing(&usage);
             'outer: while missing > 0 && files < MAX_FILES && !cancel.is_cancelled() {
                 for _ in 0..missing.min(10_000) {
-                    if files % 1000 == 0 {
+                    if files.is_multiple_of(1000) {
                         match std::fs::create_dir_all(dir.join(format!("d{}", files / 1000))) {
                             Ok(()) => {}
                             Err(e) if enospc(&e) => {

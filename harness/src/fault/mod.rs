@@ -3,10 +3,14 @@
 //! A fault is bundled with its [`Schedule`] in a [`Scheduled`] (after Jepsen's combined nemesis).
 
 pub mod accumulate_users;
+pub mod add_pool;
+pub mod cluster_addon_down;
+pub mod delete_pods_on_pool;
 pub mod fill_disk;
 pub mod flood_api;
 pub mod guard;
 pub mod kill_process;
+pub mod kubelet_eviction_off;
 pub mod leaky_hook;
 pub mod mask_errors;
 pub mod misconfigure;
@@ -18,10 +22,14 @@ pub mod wipe_cache;
 use async_trait::async_trait;
 
 pub use accumulate_users::AccumulateUsers;
+pub use add_pool::{AddPool, TaintPool};
+pub use cluster_addon_down::AddonDown;
+pub use delete_pods_on_pool::DeletePodsOnPool;
 pub use fill_disk::FillDisk;
 pub use flood_api::FloodApi;
 pub use guard::FaultGuard;
 pub use kill_process::KillProcess;
+pub use kubelet_eviction_off::KubeletEvictionOff;
 pub use leaky_hook::LeakyHook;
 pub use mask_errors::MaskErrors;
 pub use misconfigure::Misconfigure;

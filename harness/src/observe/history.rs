@@ -59,6 +59,30 @@ pub enum Event {
     Phase(PhaseEvent),
     /// A line of a component's own log that a check needs, or the start of its watch.
     Log(LogEvent),
+    /// What a kind cluster's API said changed: a node's condition or taint, a pod of the run
+    /// that ended or vanished (see [`crate::backend::kind::watch`]).
+    Cluster(ClusterEvent),
+}
+
+/// A change in a kind cluster, as its API reported it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "what", rename_all = "kebab-case")]
+pub enum ClusterEvent {
+    /// A node condition (`Ready`, `DiskPressure`, …) has a new status (the first reading of
+    /// each is recorded too).
+    NodeCondition { node: String, pool: String, condition: String, status: String, reason: String, message: String },
+    /// A taint appeared on a node (`added`) or left it.
+    NodeTaint { node: String, pool: String, key: String, effect: String, added: bool },
+    /// A pod of the run reached Running.
+    PodRunning { pod: String, node: String, pool: String },
+    /// A pod of the run ended (phase `Failed` or `Succeeded`): the kubelet's reason and
+    /// message (`Evicted`, "The node was low on resource: ephemeral-storage…") and the
+    /// container's exit code and termination message where it has one.
+    PodEnded { pod: String, node: String, pool: String, phase: String, reason: String, message: String, exit_code: Option<i32> },
+    /// A pod of the run that had not ended is gone (deleted).
+    PodGone { pod: String, node: String, pool: String },
+    /// A container of a pod of the run restarted.
+    PodRestart { pod: String, node: String, pool: String, restarts: u32 },
 }
 
 /// An HTTP request as the recorder saw it.

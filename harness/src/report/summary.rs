@@ -64,6 +64,7 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profil
         let line = match &e.event {
             Event::Phase(p) => format!("phase `{}` {}", p.name, p.detail),
             Event::Log(l) => format!("log of {} ({:?}): {}", l.component, l.kind, l.text),
+            Event::Cluster(c) => format!("cluster: {}", crate::backend::kind::watch::describe(c)),
             Event::Fault(f) => format!("fault `{}` on `{}` {:?} {}", f.kind, f.target, f.phase, f.detail),
             Event::Restart(r) => {
                 format!("**restart** `{}` #{} after {} (back-off {:.1} s)", r.component, r.attempt, r.exit, r.backoff.as_secs_f64())

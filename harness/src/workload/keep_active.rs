@@ -106,7 +106,7 @@ mod tests {
         let reached = ops(&env, "reach-server");
         // Ticks at 0, 100 and 200 ms: three rounds of both users (two on a slow machine).
         let rounds = posted.len() / 2;
-        assert!(posted.len() % 2 == 0 && (2..=3).contains(&rounds), "{posted:?}");
+        assert!(posted.len().is_multiple_of(2) && (2..=3).contains(&rounds), "{posted:?}");
         assert!(posted.iter().all(|o| o.result == OpResult::Ok));
         assert_eq!(reached.len(), posted.len(), "{reached:?}");
         for o in &reached {

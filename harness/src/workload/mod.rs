@@ -2,18 +2,23 @@
 //! (invoke .. complete: Ok / Fail / Indeterminate). They stop when the run's token is cancelled
 //! and are bounded in count and time on their own as well.
 
+pub mod cluster_pods;
+pub mod fill_node_disk;
 pub mod hub_latency;
 pub mod import_images;
 pub mod keep_active;
+pub mod pool_probes;
 pub mod reach_servers;
 pub mod spawn_churn;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+pub use fill_node_disk::FillNodeDisk;
 pub use hub_latency::HubLatency;
 pub use import_images::ImportImages;
 pub use keep_active::KeepActive;
+pub use pool_probes::PoolProbes;
 pub use reach_servers::ReachServers;
 pub use spawn_churn::SpawnChurn;
 

@@ -4,7 +4,8 @@
 //! images made from the binaries built here and tagged exactly as `kubeadm config images list`
 //! names them (pause also as kind's containerd `sandbox_image`); a build container of the base
 //! image into which kubeadm, kubelet and kubectl are copied, the images imported into its
-//! containerd (pinned, as kind does), `/kind/version` written; committed with kind's entrypoint
+//! containerd (kind also labels them pinned; Debian's containerd 1.6 `ctr` has no such flag
+//! and its CRI reports no pins, see `backend::kind::pools` on image GC), `/kind/version` written; committed with kind's entrypoint
 //! and saved to `$HUBCHAOS_HOME/kind-node/<key>/node.tar`.
 //!
 //! The build runs on the pinned engine ([`super::engine`]), started as a supervised process of
@@ -29,8 +30,8 @@ use crate::observe::history::Recorder;
 use crate::toolchain::KubePins;
 
 /// Changes of what the assembly does (hashed into the key).
-const RECIPE: &str = "v1: base import; scratch images with the binaries in /usr/local/bin (coredns, pause at /); \
-                      kube-proxy on the base; images imported pinned; /kind/version";
+const RECIPE: &str = "v2: base import; scratch images with the binaries in /usr/local/bin (coredns, pause at /); \
+                      kube-proxy on the base; images imported (no pin label: ctr 1.6 has none); /kind/version";
 
 /// The image a cluster is created from: `hubchaos/kind-node:<key>`.
 pub fn image_ref(pins: &KubePins) -> String {
@@ -182,7 +183,17 @@ pub async fn ensure(home: &Path, pins: &KubePins) -> anyhow::Result<(PathBuf, Op
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             docker.run(
                 "import the base rootfs",
-                &["import", "-c", "ENV container=docker", "-c", "STOPSIGNAL SIGRTMIN+3", "-c", ENTRYPOINT, &base.display().to_string(), &base_ref],
+                &[
+                    "import",
+                    "-c",
+                    "ENV container=docker",
+                    "-c",
+                    "STOPSIGNAL SIGRTMIN+3",
+                    "-c",
+                    ENTRYPOINT,
+                    &base.display().to_string(),
+                    &base_ref,
+                ],
             )?;
             let mut refs = Vec::new();
             for s in scratch_images(&dir, &pins, &bin, &etcd, &pause, &coredns) {
@@ -204,7 +215,10 @@ pub async fn ensure(home: &Path, pins: &KubePins) -> anyhow::Result<(PathBuf, Op
             // kube-proxy needs iptables: the base rootfs with its binary.
             let proxy_ref = format!("registry.k8s.io/kube-proxy:{}", pins.kubernetes);
             docker.run("create the kube-proxy image's container", &["create", "--name", "kube-proxy-build", &base_ref])?;
-            docker.run("copy kube-proxy", &["cp", &bin.join("kube-proxy").display().to_string(), "kube-proxy-build:/usr/local/bin/kube-proxy"])?;
+            docker.run(
+                "copy kube-proxy",
+                &["cp", &bin.join("kube-proxy").display().to_string(), "kube-proxy-build:/usr/local/bin/kube-proxy"],
+            )?;
             docker.run("commit kube-proxy", &["commit", "-c", "ENTRYPOINT []", "kube-proxy-build", &proxy_ref])?;
             docker.run("remove its container", &["rm", "kube-proxy-build"])?;
             refs.push(proxy_ref);
@@ -225,7 +239,7 @@ pub async fn ensure(home: &Path, pins: &KubePins) -> anyhow::Result<(PathBuf, Op
             let script = format!(
                 "echo {} > /kind/version; (containerd > /tmp/containerd.log 2>&1 &); \
                  for i in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.2; done; \
-                 ctr -n k8s.io images import --label=io.cri-containerd.pinned=pinned --all-platforms --no-unpack --digests /kind/images.tar; \
+                 ctr -n k8s.io images import --all-platforms --no-unpack --digests /kind/images.tar; \
                  ctr -n k8s.io images ls -q; kill $(pidof containerd); rm /kind/images.tar; rm -rf /tmp/*",
                 pins.kubernetes
             );

@@ -40,6 +40,9 @@ pub struct Local;
 /// The first need this machine cannot meet, as a reason to skip. Docker is not judged here:
 /// `open` installs it when root.
 fn missing(needs: &Needs) -> Option<String> {
+    if needs.cluster {
+        return Some("needs a kind cluster: it runs on the kind backend".into());
+    }
     if needs.root {
         if let Err(why) = crate::component::node_disk::requires_root() {
             return Some(why);

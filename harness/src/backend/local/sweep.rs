@@ -144,7 +144,7 @@ fn pgid_of(pid: u32) -> Option<u32> {
 }
 
 /// Field 22: when the process started (clock ticks since boot).
-fn start_time(pid: u32) -> Option<u64> {
+pub fn start_time(pid: u32) -> Option<u64> {
     stat_field(pid, 22)
 }
 
