@@ -23,12 +23,14 @@ test: deps lint
 	  $(MAKE) --no-print-directory test-kind || status=1; \
 	  $(HUBCHAOS) report $(HUBCHAOS_RUN_GROUP) || true; exit $$status
 
-## test-kind: the kind scenarios (skipped, with the reason, when the node image is not cached).
+## test-kind: the kind scenarios (skipped, with the reason, when the node image is not cached);
+## the long ones (the kind controls beyond the first) only with KIND_IGNORED='--run-ignored all'.
+KIND_IGNORED ?=
 test-kind:
 	@if $(HUBCHAOS) cluster cached; then \
 	  made=""; $(HUBCHAOS) cluster status >/dev/null 2>&1 || made=1; \
 	  status=0; $(HUBCHAOS) cluster up || status=1; \
-	  [ $$status != 0 ] || $(CARGO) nextest run -p hubchaos-suites --test scenarios --profile $(NEXTEST_PROFILE)-kind -E 'test(/^kind::/)' || status=1; \
+	  [ $$status != 0 ] || $(CARGO) nextest run -p hubchaos-suites --test scenarios --profile $(NEXTEST_PROFILE)-kind $(KIND_IGNORED) -E 'test(/^kind::/)' || status=1; \
 	  [ -z "$$made" ] || $(HUBCHAOS) cluster down || status=1; exit $$status; \
 	else echo "kind scenarios skipped: the kind node image is not cached (make kind-image builds it, ~10 min cold)"; fi
 
@@ -57,7 +59,7 @@ BACKEND ?= local
 test-chaos: deps
 	@case "$(BACKEND)" in local|kind) ;; *) echo "BACKEND=$(BACKEND): not a backend; use BACKEND=local or BACKEND=kind" >&2; exit 2;; esac
 	@if [ "$(BACKEND)" = kind ]; then $(MAKE) --no-print-directory kind-image; fi
-	@if [ "$(BACKEND)" = kind ]; then $(MAKE) --no-print-directory test-kind; status=$$?; \
+	@if [ "$(BACKEND)" = kind ]; then $(MAKE) --no-print-directory test-kind KIND_IGNORED='--run-ignored all'; status=$$?; \
 	  else $(CARGO) nextest run -p hubchaos-suites --test scenarios --profile $(NEXTEST_PROFILE) --run-ignored all -E 'test(/^local::/)'; status=$$?; fi; \
 	  $(HUBCHAOS) report $(HUBCHAOS_RUN_GROUP) || true; exit $$status
 

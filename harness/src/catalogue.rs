@@ -30,7 +30,7 @@ pub struct Entry {
     pub incident: String,
     /// Left out of `make test` (run by `make test-chaos` or by name).
     pub long: bool,
-    /// What it needs from the machine: `root`, `docker`, `binderhub`.
+    /// What it needs from the machine: `root`, `docker`, `binderhub`, `kind-cluster`.
     pub needs: Vec<String>,
     /// Why it would be skipped on this machine, if a prerequisite is missing.
     pub skip_reason: Option<String>,
@@ -41,7 +41,7 @@ impl Entry {
     /// backend cannot run it here, from [`crate::backend::BackendKind::cannot_run`]).
     pub fn of(scenario: &Scenario, test_name: String, skip_reason: Option<String>) -> Self {
         let n = &scenario.needs;
-        let needs = [("root", n.root), ("docker", n.docker), ("binderhub", n.binderhub)]
+        let needs = [("root", n.root), ("docker", n.docker), ("binderhub", n.binderhub), ("kind-cluster", n.cluster)]
             .into_iter()
             .filter(|(_, needed)| *needed)
             .map(|(what, _)| what.to_string())

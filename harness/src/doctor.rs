@@ -121,6 +121,7 @@ pub fn doctor_with(sys: &dyn System, home: &Path, pins: &Pins, profile: Option<&
         check_docker(sys),
         check_dockerd(sys),
         check_nextest(sys),
+        check_kind_image(home, &pins),
     ];
     if let Some(p) = profile {
         out.extend(check_profile_commands(sys, p));
@@ -290,6 +291,18 @@ pub fn check_docker(sys: &dyn System) -> Prerequisite {
             display_which(sys, "docker")
         )),
         None => p.missing("not found", "apt-get install docker.io"),
+    }
+}
+
+/// The kind node image and its tools, cached (the kind scenarios run only then).
+pub fn check_kind_image(home: &Path, pins: &Pins) -> Prerequisite {
+    let p = Prerequisite::new("kind node image", false, "kind scenarios (kind::…)");
+    let Some(kube) = pins.kubernetes.as_ref() else {
+        return p.missing("no `kubernetes:` pins", "add the `kubernetes:` section to fixtures/pins.yaml");
+    };
+    match crate::backend::kind::cluster::Programs::cached(home, kube) {
+        Ok(programs) => p.ok(programs.node_image),
+        Err(why) => p.missing(why, "make kind-image (root; ~10 min cold on 2 cores, then cached)"),
     }
 }
 
@@ -525,6 +538,15 @@ mod tests {
         );
         let p = items.iter().find(|p| p.name == "profile: culler command").unwrap();
         assert!(!p.ok && p.required && p.fix.contains("components.culler.command"), "{p:?}");
+    }
+
+    #[test]
+    fn a_missing_kind_image_says_how_to_build_it() {
+        let home = tempfile::tempdir().unwrap();
+        let pins = Pins::load_default().unwrap();
+        let p = check_kind_image(home.path(), &pins);
+        assert!(!p.ok && !p.required, "{p:?}");
+        assert!(p.found.contains("not built") && p.fix.contains("make kind-image"), "{p:?}");
     }
 
     #[test]

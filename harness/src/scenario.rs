@@ -127,8 +127,9 @@ pub struct Scenario {
     pub key_figure: Option<KeyFigure>,
     /// Heavy scenarios run one at a time (the machine has 2 cores).
     pub heavy: bool,
-    /// Long scenarios (many minutes) are left out of `make test` (listed as ignored) and run
-    /// by `make test-chaos`, which includes ignored trials.
+    /// Left out of `make test` (listed as ignored) to keep it within its 30 minutes: long
+    /// scenarios (many minutes), and the kind controls beyond the first (3 minutes
+    /// together). `make test-chaos` runs them: it includes ignored trials.
     pub long: bool,
     /// Keep sampling this long after the window closes (for "returns to baseline" checks).
     pub sample_after: Duration,

@@ -24,9 +24,9 @@ pub fn pools_probed(area: &'static str, name: &'static str, incident: &'static s
         pools: POOLS.iter().map(|p| p.to_string()).collect(),
         server_pool: SSD.into(),
         client_pool: "core".into(),
-        within: Duration::from_secs(25),
+        within: Duration::from_secs(15),
     })];
-    s.duration = Duration::from_secs(20);
+    s.duration = Duration::from_secs(15);
     s.checks = vec![
         Box::new(OpsSucceed::new("pools", "pod-on-")),
         Box::new(OpsSucceed::new("service", "service")),
@@ -51,9 +51,9 @@ pub fn filled_no_ssd(area: &'static str, name: &'static str, incident: &'static 
     let mut s = on_the_cluster(area, name, incident);
     s.faults = vec![Scheduled::new(AddPool::named(NO_SSD), Schedule::throughout())];
     s.workloads = vec![Box::new(fill)];
-    s.duration = Duration::from_secs(45);
+    s.duration = Duration::from_secs(35);
     s.checks = vec![
-        Box::new(DiskPressure::on(NO_SSD, Duration::from_secs(40))),
+        Box::new(DiskPressure::on(NO_SSD, Duration::from_secs(30))),
         Box::new(EvictionsCarryReason::on(NO_SSD)),
         Box::new(PoolUntouched::of(SSD)),
     ];
@@ -66,7 +66,7 @@ pub fn missing_ssd_disk_pressure() -> Scenario {
         "missing_ssd_disk_pressure",
         "2019-03-24: a node pool without local SSD was added and builds filled its disk; they failed \
          with \"no space left on device\". Here the no-ssd pool is added and its 1.5 GiB disk fills \
-         at 40 MiB/s: the kubelet must report DiskPressure, taint the node and evict with its reason, \
+         at 60 MiB/s: the kubelet must report DiskPressure, taint the node and evict with its reason, \
          while the ssd pool's build runs on.",
         FillNodeDisk::steady(NO_SSD, SSD),
     )

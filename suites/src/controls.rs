@@ -304,6 +304,8 @@ pub fn burst_fill_is_caught() -> Scenario {
          build fails with ENOSPC before the kubelet looks, which must fail exactly evictions.",
         FillNodeDisk::steady(NO_SSD, SSD).burst(),
     );
+    // In `make test-chaos BACKEND=kind`, not `make test` (its time budget).
+    s.long = true;
     s.expect = Expectation::fail_on(&["evictions:no-ssd"], "the build died of its own write error");
     s
 }
@@ -319,6 +321,8 @@ pub fn ssd_pool_disturbed_is_caught() -> Scenario {
         FillNodeDisk::steady(NO_SSD, SSD),
     );
     s.faults.push(Scheduled::new(DeletePodsOnPool::on(SSD), Schedule::at(Duration::from_secs(10))));
+    // In `make test-chaos BACKEND=kind`, not `make test` (its time budget).
+    s.long = true;
     s.expect = Expectation::fail_on(&["untouched:ssd"], "its build was deleted");
     s
 }
@@ -332,6 +336,8 @@ pub fn pool_left_tainted_is_caught() -> Scenario {
          which must fail exactly pools.",
     );
     s.faults.push(Scheduled::new(TaintPool::named("user"), Schedule::throughout()));
+    // In `make test-chaos BACKEND=kind`, not `make test` (its time budget).
+    s.long = true;
     s.expect = Expectation::fail_on(&["pools"], "the user pool takes no pod");
     s
 }
@@ -345,6 +351,8 @@ pub fn kube_proxy_removed_is_caught() -> Scenario {
          must fail exactly service.",
     );
     s.faults.push(Scheduled::new(AddonDown::kube_proxy(), Schedule::throughout()));
+    // In `make test-chaos BACKEND=kind`, not `make test` (its time budget).
+    s.long = true;
     s.expect = Expectation::fail_on(&["service"], "kube-proxy is gone");
     s
 }
@@ -358,6 +366,8 @@ pub fn coredns_down_is_caught() -> Scenario {
          fail exactly dns.",
     );
     s.faults.push(Scheduled::new(AddonDown::coredns(), Schedule::throughout()));
+    // In `make test-chaos BACKEND=kind`, not `make test` (its time budget).
+    s.long = true;
     s.expect = Expectation::fail_on(&["dns"], "coredns is down");
     s
 }

@@ -62,7 +62,7 @@ impl Check for EvictionsCarryReason {
                     at.as_secs_f64(),
                     if reason.is_empty() { "no reason" } else { reason.as_str() },
                     exit.map(|c| format!(" (exit {c})")).unwrap_or_default(),
-                    message.lines().last().unwrap_or("no message")
+                    telling_line(message)
                 ),
             )
         } else if let Some((at, pod, _, message, _)) = failed.first() {
@@ -80,6 +80,13 @@ impl Check for EvictionsCarryReason {
         };
         r.figure("evicted", evicted as f64).figure("failed_otherwise", other.len() as f64)
     }
+}
+
+/// The line of a container's last words that says what went wrong (`dd: error writing …: No
+/// space left on device` before dd's record counts), else its last line.
+fn telling_line(message: &str) -> &str {
+    let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines.iter().find(|l| l.to_lowercase().contains("error") || l.contains("No space")).or(lines.last()).copied().unwrap_or("no message")
 }
 
 #[cfg(test)]
@@ -118,7 +125,16 @@ mod tests {
     fn a_pod_dead_of_its_own_write_error_fails_with_its_words() {
         let h = History::new(vec![
             at(1.0, running("no-ssd", "burst")),
-            at(3.0, ended("no-ssd", "burst", "Error", "dd: error writing '/fill': No space left on device", Some(1))),
+            at(
+                3.0,
+                ended(
+                    "no-ssd",
+                    "burst",
+                    "Error",
+                    "dd: error writing '/fill': No space left on device\n62+0 records in\n62+0 records out",
+                    Some(1),
+                ),
+            ),
         ]);
         let r = EvictionsCarryReason::on("no-ssd").check(&h);
         assert_eq!(r.verdict, Verdict::Fail);

@@ -79,9 +79,11 @@ impl Fault for AddonDown {
             Addon::KubeProxy => kube.set_daemonset_nowhere("kube-system", "kube-proxy", true).await?,
             Addon::Coredns => kube.scale_deployment("kube-system", "coredns", 0).await?,
         }
-        // Their grace period is 30 s: end them now, as a node that lost them would.
+        // Their grace period is 30 s: shorten it to 1 s. Not zero: a pod deleted with no grace
+        // leaves the API at once while its process still runs on the node (seen: kube-proxy
+        // still wrote the new Service's rules); with 1 s the kubelet confirms it ended first.
         for p in kube.list_pods("kube-system", addon.selector()).await? {
-            let _ = kube.delete_pod("kube-system", p.metadata.name.as_deref().unwrap_or_default(), Duration::ZERO).await;
+            let _ = kube.delete_pod("kube-system", p.metadata.name.as_deref().unwrap_or_default(), Duration::from_secs(1)).await;
         }
         await_pods(&kube, addon, Duration::from_secs(90), |pods, _| pods == 0).await?;
         Ok(FaultGuard::injected(

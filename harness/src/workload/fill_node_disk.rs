@@ -28,13 +28,13 @@ pub struct FillNodeDisk {
 }
 
 impl FillNodeDisk {
-    /// 40 MiB a second, up to 2 GiB, on `pool`; a build on `bystander`.
+    /// 30 MiB every half second (60 MiB/s), up to 2.1 GiB, on `pool`; a build on `bystander`.
     pub fn steady(pool: &str, bystander: &str) -> Self {
         Self {
             pool: pool.into(),
-            chunk_mib: 40,
-            every: Duration::from_secs(1),
-            max_chunks: 50,
+            chunk_mib: 30,
+            every: Duration::from_millis(500),
+            max_chunks: 70,
             burst: false,
             bystander_pool: Some(bystander.into()),
         }
@@ -94,7 +94,7 @@ mod tests {
     #[test]
     fn the_steady_fill_is_bounded_and_survives_write_errors() {
         let s = FillNodeDisk::steady("no-ssd", "ssd").script();
-        assert!(s.contains("-lt 50") && s.contains("count=40"), "{s}");
+        assert!(s.contains("-lt 70") && s.contains("count=30") && s.contains("sleep 0.5"), "{s}");
         assert!(!s.contains("set -e"), "a failed write must not end it: {s}");
         let b = FillNodeDisk::steady("no-ssd", "ssd").burst().script();
         assert!(b.starts_with("exec dd") && !b.contains("count="), "{b}");

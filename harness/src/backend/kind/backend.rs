@@ -259,3 +259,28 @@ impl Backend for KindBackend {
         Vec::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::Local;
+    use crate::scenario::Scenario;
+
+    fn cluster_scenario() -> Scenario {
+        let mut s = Scenario::new("cluster", "t", "");
+        s.needs.cluster = true;
+        s
+    }
+
+    #[test]
+    fn each_backend_refuses_the_others_scenarios_with_the_reason() {
+        let hub = Scenario::new("hub", "t", "");
+        let on_kind = Kind.cannot_run(&hub).expect("a hub scenario does not run on kind yet");
+        assert!(on_kind.contains("runs on local"), "{on_kind}");
+        let on_local = Local.cannot_run(&cluster_scenario()).expect("a cluster scenario does not run on local");
+        assert!(on_local.contains("kind"), "{on_local}");
+        let mut with_hub = cluster_scenario();
+        with_hub.deploy = Deployment::hub(Default::default());
+        assert!(Kind.cannot_run(&with_hub).unwrap().contains("deploys no hub"), "a cluster scenario with a hub is refused too");
+    }
+}
