@@ -132,6 +132,17 @@ impl Steps {
     }
 }
 
+/// The commands [`run_bounded`] is running now (pids), so [`down`] can end one still under way
+/// (a `kind create cluster` when Ctrl-C came) before it takes the cluster down.
+static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// SIGKILL every command [`run_bounded`] is running in this process.
+pub fn kill_running_commands() {
+    for pid in RUNNING.lock().unwrap().drain(..) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 /// A command run to its end within a bound (killed past it); its output goes to `log`.
 pub fn run_bounded(mut cmd: Command, what: &str, within: Duration, log: &Path) -> anyhow::Result<String> {
     use std::io::Read;
@@ -141,6 +152,8 @@ pub fn run_bounded(mut cmd: Command, what: &str, within: Duration, log: &Path) -
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("{what}: starting {:?}", cmd.get_program()))?;
+    let pid = child.id();
+    RUNNING.lock().unwrap().push(pid);
     let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let out_t = std::thread::spawn(move || {
         let mut s = String::new();
@@ -164,6 +177,7 @@ pub fn run_bounded(mut cmd: Command, what: &str, within: Duration, log: &Path) -
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    RUNNING.lock().unwrap().retain(|p| *p != pid);
     let (stdout, stderr) = (out_t.join().unwrap_or_default(), err_t.join().unwrap_or_default());
     if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
         use std::io::Write;
@@ -673,6 +687,7 @@ pub async fn down(home: &Path, name: &str, programs: &Programs, quiet: bool) -> 
     let layout = ClusterLayout::new(home, name);
     let mut steps = Steps::new("cluster down", quiet);
     let mut errors = Vec::new();
+    kill_running_commands();
     let state = layout.read_state();
     let id = state.as_ref().map(|s| s.id.clone()).unwrap_or_else(|| format!("kind-cluster-{name}-down"));
     if layout.engine.running_pid().is_none() && state.is_none() {
@@ -701,6 +716,21 @@ pub async fn down(home: &Path, name: &str, programs: &Programs, quiet: bool) -> 
             .await
         {
             errors.push(format!("{e:#}"));
+        }
+        // A node a killed `kind create` made after the delete looked: by kind's label.
+        let label = format!("label=io.x-k8s.kind.cluster={name}");
+        let listed =
+            blocking(programs.docker(&layout), "docker ps", Duration::from_secs(30), log.clone(), vec!["ps", "-aq", "--filter", &label])
+                .await;
+        if let Ok(ids) = listed {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f", "-v"];
+                args.extend(ids.iter().copied());
+                if let Err(e) = blocking(programs.docker(&layout), "docker rm", Duration::from_secs(60), log.clone(), args).await {
+                    errors.push(format!("{e:#}"));
+                }
+            }
         }
         let exists = blocking(
             programs.docker(&layout),
