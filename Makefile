@@ -36,10 +36,11 @@ test-kind:
 
 ## kind-image: build (or find cached) kind, helm, the engine, Kubernetes, etcd, coredns and the
 ## kind node image, from Go modules and Debian packages (root; ~10 min cold on 2 cores).
+## With HUBCHAOS_KIND_NODE_IMAGE set (an image kind pulls, e.g. kindest/node:v1.34.0), the
+## tools only.
 kind-image: deps
 	$(HUBCHAOS) cluster tools
-	$(HUBCHAOS) cluster kubernetes
-	$(HUBCHAOS) cluster image
+	@if [ -z "$$HUBCHAOS_KIND_NODE_IMAGE" ]; then $(HUBCHAOS) cluster kubernetes && $(HUBCHAOS) cluster image; fi
 
 ## cluster / cluster-down: the kind cluster, kept up between runs until cluster-down.
 cluster: kind-image

@@ -195,22 +195,36 @@ fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// A node image kind pulls instead of the one built here (e.g. `kindest/node:v1.34.0` in a CI
+/// that reaches a registry). Opt-in: by default nothing is pulled. When the pull fails, the
+/// image built here is used if it is cached.
+pub const NODE_IMAGE_VAR: &str = "HUBCHAOS_KIND_NODE_IMAGE";
+
 /// The machine's programs and the pinned ones a cluster needs.
 #[derive(Debug, Clone)]
 pub struct Programs {
     pub dockerd: PathBuf,
     pub docker: PathBuf,
     pub kind: PathBuf,
+    /// The image the nodes run: the one built here, or [`NODE_IMAGE_VAR`]'s.
     pub node_image: String,
-    pub node_tar: PathBuf,
+    /// The saved image built here (`None`: not cached, and [`NODE_IMAGE_VAR`] names one to pull).
+    pub node_tar: Option<PathBuf>,
+    /// The image built here, to fall back on when a pull of [`NODE_IMAGE_VAR`]'s fails.
+    pub built_image: String,
 }
 
 impl Programs {
     /// Only what is there already (no build): `None` names what is missing and how to get it.
     pub fn cached(home: &Path, pins: &KubePins) -> Result<Self, String> {
-        let node_tar = node_image::tar_path(home, pins);
-        if !node_tar.is_file() {
-            return Err(format!("the kind node image is not built ({} missing): run `make kind-image` (~10 min cold)", node_tar.display()));
+        let pulled = std::env::var(NODE_IMAGE_VAR).ok().filter(|v| !v.trim().is_empty());
+        let tar = node_image::tar_path(home, pins);
+        let node_tar = tar.is_file().then_some(tar.clone());
+        if node_tar.is_none() && pulled.is_none() {
+            return Err(format!(
+                "the kind node image is not built ({} missing): run `make kind-image` (~10 min cold), or set {NODE_IMAGE_VAR} to an image kind can pull",
+                tar.display()
+            ));
         }
         let dockerd = engine::engine_root(home, &pins.engine).join("usr/sbin/dockerd");
         if !dockerd.is_file() {
@@ -221,7 +235,8 @@ impl Programs {
             return Err(format!("kind {} is not built: run `make kind-image`", pins.kind));
         };
         let docker = crate::toolchain::find_program("docker").ok_or("no docker CLI on PATH: `make deps` installs docker.io")?;
-        Ok(Self { dockerd, docker, kind, node_image: node_image::image_ref(pins), node_tar })
+        let built_image = node_image::image_ref(pins);
+        Ok(Self { dockerd, docker, kind, node_image: pulled.unwrap_or_else(|| built_image.clone()), node_tar, built_image })
     }
 
     /// Everything, built when missing (the node image needs root).
@@ -235,7 +250,9 @@ impl Programs {
             Ok(())
         })
         .await??;
-        node_image::ensure(home, pins).await?;
+        if std::env::var(NODE_IMAGE_VAR).map_or(true, |v| v.trim().is_empty()) {
+            node_image::ensure(home, pins).await?;
+        }
         Self::cached(home, pins).map_err(|e| anyhow::anyhow!(e))
     }
 
@@ -362,8 +379,36 @@ async fn create(layout: &ClusterLayout, p: &Programs, state: &mut ClusterState, 
     )
     .await
     .is_ok();
-    if !has_image {
-        let tar = p.node_tar.display().to_string();
+    let mut node_image = p.node_image.clone();
+    if !has_image && node_image != p.built_image {
+        let pulled = steps
+            .step(
+                &format!("pull {node_image}"),
+                blocking(p.docker(layout), "docker pull", Duration::from_secs(600), log.clone(), vec!["pull", &node_image]),
+            )
+            .await;
+        if let Err(e) = pulled {
+            let Some(_) = &p.node_tar else {
+                return Err(e.context(format!(
+                    "{NODE_IMAGE_VAR}={node_image} could not be pulled and no node image is built here (`make kind-image`)"
+                )));
+            };
+            eprintln!("hubchaos: [cluster up] {node_image} could not be pulled ({e:#}): using the image built here");
+            node_image = p.built_image.clone();
+        }
+    }
+    let has_built = node_image == p.built_image
+        && blocking(
+            p.docker(layout),
+            "docker image inspect",
+            Duration::from_secs(30),
+            log.clone(),
+            vec!["image", "inspect", "-f", "{{.Id}}", &node_image],
+        )
+        .await
+        .is_ok();
+    if node_image == p.built_image && !has_built {
+        let tar = p.node_tar.as_ref().context("the node image built here is not cached (`make kind-image`)")?.display().to_string();
         steps
             .step(
                 "load the node image",
@@ -399,7 +444,7 @@ async fn create(layout: &ClusterLayout, p: &Programs, state: &mut ClusterState, 
                     "--name",
                     &layout.name,
                     "--image",
-                    &p.node_image,
+                    &node_image,
                     "--config",
                     &cfg,
                     "--kubeconfig",
