@@ -201,7 +201,7 @@ fn cluster_lifecycle(action: &ClusterAction, home: &std::path::Path, kube: &hubc
                 Ok(kc) => match kc.nodes().await {
                     Ok(nodes) => {
                         for n in nodes {
-                            let pool = n.labels.get(hubchaos::backend::kind::pools::POOL_LABEL).map_or("control-plane", String::as_str);
+                            let pool = hubchaos::backend::kind::pools::pool_of(&n).unwrap_or(hubchaos::backend::kind::pools::CONTROL_PLANE);
                             let taints: Vec<String> = n.taints.iter().map(|t| format!("{}:{}", t.key, t.effect)).collect();
                             println!("  {:<26} {:<14} ready={:<5} taints=[{}]", n.name, pool, n.ready, taints.join(", "));
                         }

@@ -32,20 +32,9 @@ impl DiskPressure {
 /// Every cluster event of `pool`'s node, with its time.
 pub(crate) fn pool_events<'a>(history: &'a History, pool: &'a str) -> impl Iterator<Item = (Duration, &'a ClusterEvent)> + 'a {
     history.entries.iter().filter_map(move |e| match &e.event {
-        Event::Cluster(c) if event_pool(c) == pool => Some((e.at, c)),
+        Event::Cluster(c) if c.pool() == pool => Some((e.at, c)),
         _ => None,
     })
-}
-
-pub(crate) fn event_pool(c: &ClusterEvent) -> &str {
-    match c {
-        ClusterEvent::NodeCondition { pool, .. }
-        | ClusterEvent::NodeTaint { pool, .. }
-        | ClusterEvent::PodRunning { pool, .. }
-        | ClusterEvent::PodEnded { pool, .. }
-        | ClusterEvent::PodGone { pool, .. }
-        | ClusterEvent::PodRestart { pool, .. } => pool,
-    }
 }
 
 impl Check for DiskPressure {

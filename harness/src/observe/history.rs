@@ -85,6 +85,20 @@ pub enum ClusterEvent {
     PodRestart { pod: String, node: String, pool: String, restarts: u32 },
 }
 
+impl ClusterEvent {
+    /// The pool of the node it happened on.
+    pub fn pool(&self) -> &str {
+        match self {
+            ClusterEvent::NodeCondition { pool, .. }
+            | ClusterEvent::NodeTaint { pool, .. }
+            | ClusterEvent::PodRunning { pool, .. }
+            | ClusterEvent::PodEnded { pool, .. }
+            | ClusterEvent::PodGone { pool, .. }
+            | ClusterEvent::PodRestart { pool, .. } => pool,
+        }
+    }
+}
+
 /// An HTTP request as the recorder saw it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RequestRecord {

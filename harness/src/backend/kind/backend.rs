@@ -147,9 +147,9 @@ impl KindBackend {
     /// (bounded): what a scenario before may have left.
     async fn await_clean_cluster(&self, within: Duration) -> anyhow::Result<BTreeMap<String, String>> {
         let kube = &self.up.kube;
+        let nodes = kube.nodes().await?;
         for pool in pools::pools() {
-            let nodes = kube.nodes().await?;
-            let Some(node) = nodes.iter().find(|n| n.labels.get(POOL_LABEL).map(String::as_str) == Some(pool.name)) else {
+            let Some(node) = nodes.iter().find(|n| pools::pool_of(n) == Some(pool.name)) else {
                 bail!("no node of pool {}", pool.name);
             };
             let tainted = node.taints.iter().any(|t| t.key == POOL_LABEL);
@@ -170,7 +170,7 @@ impl KindBackend {
                 })
                 .collect();
             if unwell.is_empty() {
-                return Ok(nodes.iter().filter_map(|n| Some((n.labels.get(POOL_LABEL)?.clone(), n.name.clone()))).collect());
+                return Ok(nodes.iter().filter_map(|n| Some((pools::pool_of(n)?.to_string(), n.name.clone()))).collect());
             }
             if started.elapsed() >= within {
                 bail!("nodes not Ready or under disk pressure after {within:?}: {}", unwell.join("; "));

@@ -287,7 +287,7 @@ pub struct Up {
 
 /// The kind node names of the pools, by the `hubchaos.io/pool` label.
 pub async fn pool_nodes(kube: &KindCluster) -> anyhow::Result<Vec<(String, String)>> {
-    Ok(kube.nodes().await?.into_iter().filter_map(|n| n.labels.get(pools::POOL_LABEL).map(|p| (p.clone(), n.name.clone()))).collect())
+    Ok(kube.nodes().await?.iter().filter_map(|n| Some((pools::pool_of(n)?.to_string(), n.name.clone()))).collect())
 }
 
 /// Bring the cluster up, or reuse it. `owner` is what keeps it ([`Owner::Kept`] for `cluster
@@ -370,15 +370,7 @@ async fn create(layout: &ClusterLayout, p: &Programs, state: &mut ClusterState, 
             daemon::ensure_running(&layout.engine, &p.dockerd, &state.id, Duration::from_secs(60)).await.map(|_| ())
         })
         .await?;
-    let has_image = blocking(
-        p.docker(layout),
-        "docker image inspect",
-        Duration::from_secs(30),
-        log.clone(),
-        vec!["image", "inspect", "-f", "{{.Id}}", &p.node_image],
-    )
-    .await
-    .is_ok();
+    let has_image = engine_has_image(layout, p, &p.node_image).await;
     let mut node_image = p.node_image.clone();
     if !has_image && node_image != p.built_image {
         let pulled = steps
@@ -397,16 +389,8 @@ async fn create(layout: &ClusterLayout, p: &Programs, state: &mut ClusterState, 
             node_image = p.built_image.clone();
         }
     }
-    let has_built = node_image == p.built_image
-        && blocking(
-            p.docker(layout),
-            "docker image inspect",
-            Duration::from_secs(30),
-            log.clone(),
-            vec!["image", "inspect", "-f", "{{.Id}}", &node_image],
-        )
-        .await
-        .is_ok();
+    // Asked again only when the pull fell back to the built image.
+    let has_built = if node_image == p.node_image { has_image } else { engine_has_image(layout, p, &node_image).await };
     if node_image == p.built_image && !has_built {
         let tar = p.node_tar.as_ref().context("the node image built here is not cached (`make kind-image`)")?.display().to_string();
         steps
@@ -468,6 +452,12 @@ async fn create(layout: &ClusterLayout, p: &Programs, state: &mut ClusterState, 
         .await?;
     steps.step("coredns Ready", wait_dns_ready(&kube, Duration::from_secs(120))).await?;
     Ok(kube)
+}
+
+/// Whether the engine has `image` already.
+async fn engine_has_image(layout: &ClusterLayout, p: &Programs, image: &str) -> bool {
+    let args = vec!["image", "inspect", "-f", "{{.Id}}", image];
+    blocking(p.docker(layout), "docker image inspect", Duration::from_secs(30), layout.log(), args).await.is_ok()
 }
 
 /// The network, made on a free /24 unless it exists.
@@ -833,10 +823,7 @@ pub fn sweep_abandoned(home: &Path) -> (Vec<String>, Vec<String>) {
         let layout = ClusterLayout::new(home, &name);
         let Some(state) = layout.read_state() else { continue };
         let Owner::Process { pid, start } = state.owner else { continue };
-        let alive = pid != std::process::id()
-            && Path::new(&format!("/proc/{pid}")).exists()
-            && (start == 0 || crate::backend::local::sweep::start_time(pid) == Some(start));
-        if alive || pid == std::process::id() {
+        if pid == std::process::id() || crate::backend::local::sweep::is_running(pid, start) {
             continue;
         }
         let Some(pins) = crate::toolchain::Pins::load_default().ok().and_then(|p| p.kubernetes) else {

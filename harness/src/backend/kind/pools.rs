@@ -50,6 +50,14 @@ impl Pool {
     }
 }
 
+/// The pool of `node` (its `hubchaos.io/pool` label); the control plane is in none.
+pub fn pool_of(node: &super::kube::NodeView) -> Option<&str> {
+    node.labels.get(POOL_LABEL).map(String::as_str)
+}
+
+/// What reports call a node without a pool: the control plane.
+pub const CONTROL_PLANE: &str = "control-plane";
+
 /// The no-ssd pool's name.
 pub const NO_SSD: &str = "no-ssd";
 /// The ssd pool's name.

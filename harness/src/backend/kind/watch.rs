@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio_util::sync::CancellationToken;
 
 use super::kube::{KindCluster, NodeView};
-use super::pools::POOL_LABEL;
+use super::pools::{self, CONTROL_PLANE};
 use crate::observe::history::{ClusterEvent, Event, Recorder};
 use crate::observe::samples::{Sample, SampleSink};
 
@@ -83,19 +83,20 @@ impl From<&Pod> for PodState {
 #[derive(Debug, Default, Clone)]
 pub struct Seen {
     conditions: BTreeMap<(String, String), String>,
-    taints: BTreeSet<(String, String, String)>,
+    /// node → its taints as (key, effect).
+    taints: BTreeMap<String, BTreeSet<(String, String)>>,
     pods: BTreeMap<String, PodState>,
 }
 
 fn pool_of(pools: &BTreeMap<String, String>, node: &str) -> String {
-    pools.get(node).cloned().unwrap_or_else(|| if node.is_empty() { "unscheduled".into() } else { "control-plane".into() })
+    pools.get(node).cloned().unwrap_or_else(|| if node.is_empty() { "unscheduled".into() } else { CONTROL_PLANE.into() })
 }
 
 /// The events between `seen` and this listing (and `seen` moved on).
 pub fn diff(seen: &mut Seen, nodes: &[NodeView], pods: &[PodState]) -> Vec<ClusterEvent> {
     let mut out = Vec::new();
     let pools: BTreeMap<String, String> =
-        nodes.iter().map(|n| (n.name.clone(), n.labels.get(POOL_LABEL).cloned().unwrap_or_else(|| "control-plane".into()))).collect();
+        nodes.iter().map(|n| (n.name.clone(), pools::pool_of(n).unwrap_or(CONTROL_PLANE).to_string())).collect();
     for n in nodes {
         let pool = pool_of(&pools, &n.name);
         for c in &n.conditions {
@@ -112,28 +113,13 @@ pub fn diff(seen: &mut Seen, nodes: &[NodeView], pods: &[PodState]) -> Vec<Clust
                 });
             }
         }
-        let now: BTreeSet<(String, String, String)> = n.taints.iter().map(|t| (n.name.clone(), t.key.clone(), t.effect.clone())).collect();
-        for t in now.difference(&seen.taints.iter().filter(|(node, _, _)| node == &n.name).cloned().collect()) {
-            out.push(ClusterEvent::NodeTaint {
-                node: n.name.clone(),
-                pool: pool.clone(),
-                key: t.1.clone(),
-                effect: t.2.clone(),
-                added: true,
-            });
+        let now: BTreeSet<(String, String)> = n.taints.iter().map(|t| (t.key.clone(), t.effect.clone())).collect();
+        let before = seen.taints.insert(n.name.clone(), now.clone()).unwrap_or_default();
+        let added = now.difference(&before).map(|t| (t, true));
+        let removed = before.difference(&now).map(|t| (t, false));
+        for ((key, effect), added) in added.chain(removed) {
+            out.push(ClusterEvent::NodeTaint { node: n.name.clone(), pool: pool.clone(), key: key.clone(), effect: effect.clone(), added });
         }
-        let before: Vec<_> = seen.taints.iter().filter(|(node, _, _)| node == &n.name).cloned().collect();
-        for t in before.iter().filter(|t| !now.contains(*t)) {
-            out.push(ClusterEvent::NodeTaint {
-                node: n.name.clone(),
-                pool: pool.clone(),
-                key: t.1.clone(),
-                effect: t.2.clone(),
-                added: false,
-            });
-        }
-        seen.taints.retain(|(node, _, _)| node != &n.name);
-        seen.taints.extend(now);
     }
     for p in pods {
         let pool = pool_of(&pools, &p.node);
@@ -201,7 +187,7 @@ impl Watcher {
                     let batch = nodes
                         .iter()
                         .flat_map(|n| {
-                            let pool = n.labels.get(POOL_LABEL).cloned().unwrap_or_else(|| "control-plane".into());
+                            let pool = pools::pool_of(n).unwrap_or(CONTROL_PLANE);
                             let pressure = n.condition("DiskPressure").is_some_and(|c| c.status == "True");
                             [("ready", n.ready as u8 as f64), ("disk_pressure", pressure as u8 as f64)].map(|(metric, value)| Sample {
                                 at,
@@ -249,7 +235,7 @@ mod tests {
         NodeView {
             name: name.into(),
             ready: true,
-            labels: [(POOL_LABEL.to_string(), pool.to_string())].into(),
+            labels: [(pools::POOL_LABEL.to_string(), pool.to_string())].into(),
             taints: taints.iter().map(|k| TaintView { key: k.to_string(), value: None, effect: "NoSchedule".into() }).collect(),
             conditions: vec![ConditionView {
                 type_: "DiskPressure".into(),

@@ -143,6 +143,12 @@ fn pgid_of(pid: u32) -> Option<u32> {
     stat_field(pid, 5).map(|g| g as u32)
 }
 
+/// Is process `pid`, started at `start` (clock ticks since boot; 0: not known), still running?
+/// A live pid with another start time is a recycled pid: not it.
+pub fn is_running(pid: u32, start: u64) -> bool {
+    pid_alive(pid) && (start == 0 || start_time(pid) == Some(start))
+}
+
 /// Field 22: when the process started (clock ticks since boot).
 pub fn start_time(pid: u32) -> Option<u64> {
     stat_field(pid, 22)
@@ -262,9 +268,7 @@ pub fn sweep_abandoned_in(dir: &Path) -> SweepReport {
                 continue;
             }
         };
-        let harness_alive = pid_alive(marker.harness_pid)
-            && marker.harness_pid != std::process::id()
-            && (marker.harness_start == 0 || start_time(marker.harness_pid) == Some(marker.harness_start));
+        let harness_alive = marker.harness_pid != std::process::id() && is_running(marker.harness_pid, marker.harness_start);
         if !harness_alive {
             sweep_marker(&marker, &mut report);
         }
