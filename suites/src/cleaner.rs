@@ -40,7 +40,7 @@ pub fn frees_space(area: &'static str, name: &'static str, incident: &'static st
     let options = options.image_in_use(ImageSpec::sized("in-use", 5 << 20, 1)).cleaner(CleanerOptions::quick().threshold(THRESHOLD));
     let mut s = on_a_node(area, name, incident, options);
     s.faults = vec![Scheduled::new(fill, Schedule::at(Duration::from_secs(5)))];
-    s.duration = Duration::from_secs(40);
+    s.duration = Duration::from_secs(30);
     s.checks = cleaner_health();
     s.checks.push(Box::new(DiskBelow::new(THRESHOLD, REACTION)));
     s.checks.push(Box::new(ImagesSpared));

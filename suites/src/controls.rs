@@ -1,7 +1,7 @@
 //! Negative controls: a known-bad mutant that must make exactly its checks fail. A check that
 //! no mutant can break proves nothing. Each control is its area's scenario, declared with the
 //! area's own helper and a mutant added: the culler replay on a smaller hub (300 users: the
-//! same checks, a third as long), the proxy kill, the spawn churn, the node and its cleaner.
+//! same checks, a quarter as long), the proxy kill, the spawn churn, the node and its cleaner.
 
 use hubchaos::prelude::*;
 
@@ -21,7 +21,7 @@ fn small_accumulation() -> AccumulateUsers {
 }
 
 fn small_replay(name: &'static str, incident: &'static str, culler: CullerOptions) -> Scenario {
-    culler_replay("controls", name, incident, small_accumulation(), culler, Duration::from_secs(45), Duration::from_secs(40))
+    culler_replay("controls", name, incident, small_accumulation(), culler, Duration::from_secs(25), Duration::from_secs(20))
 }
 
 /// The 2018 culler bug as a mutant: on top of the real culler, stop requests for servers that
@@ -118,7 +118,7 @@ pub fn hub_stall_is_caught() -> Scenario {
          event loop is blocked would be.",
         culler_2018(),
     );
-    s.faults.push(Scheduled::new(PauseProcess::of("hub"), Schedule::at(Duration::from_secs(20)).held_for(Duration::from_secs(5))));
+    s.faults.push(Scheduled::new(PauseProcess::of("hub"), Schedule::at(Duration::from_secs(10)).held_for(Duration::from_secs(5))));
     s.expect = Expectation::fail_on(&["latency:hub"], "the hub does not answer for 5 s");
     s
 }
@@ -159,7 +159,7 @@ pub fn proxy_crash_loop_is_caught() -> Scenario {
         "Negative control for the restarts check: the proxy is killed a second time.",
         HubOptions { last_activity_interval: hub::ROUTE_CHECK, ..HubOptions::default() },
     );
-    s.faults.push(Scheduled::new(KillProcess::of("proxy"), Schedule::at(Duration::from_secs(25))));
+    s.faults.push(Scheduled::new(KillProcess::of("proxy"), Schedule::at(Duration::from_secs(20))));
     s.expect = Expectation::fail_on(&["restarts:proxy"], "the proxy is killed twice");
     s
 }

@@ -143,8 +143,8 @@ pub fn flood_replay() -> Scenario {
          culler with --cull-users arriving at that hub.",
         accumulated_2018(),
         culler_2018(),
-        Duration::from_secs(140),
-        Duration::from_secs(130),
+        Duration::from_secs(100),
+        Duration::from_secs(90),
     )
 }
 

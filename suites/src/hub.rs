@@ -37,7 +37,7 @@ pub fn proxy_kill(area: &'static str, name: &'static str, incident: &'static str
         after: vec![Box::new(HubAnswers), Box::new(ServersReachable { at_least: 3 })],
         recovery: Duration::from_secs(30),
     };
-    s.duration = Duration::from_secs(40);
+    s.duration = Duration::from_secs(30);
     // Route check every 5 s + restart back-off 0.5 s + a request timeout of slack.
     s.checks = vec![
         Box::new(Recovery::new("kill-process", "proxy", "reach-server", ROUTE_CHECK * 2 + Duration::from_secs(3))),
