@@ -5,7 +5,7 @@
 
 use hubchaos::prelude::*;
 
-use crate::culler::{culler_2018, culler_replay, IDLE_TIMEOUT};
+use crate::culler::{culler_2018, culler_replay, SETTLE};
 use crate::{cleaner, hub, node, spawn};
 
 fn small_accumulation() -> AccumulateUsers {
@@ -15,7 +15,7 @@ fn small_accumulation() -> AccumulateUsers {
         running_idle: 3,
         running_active: 2,
         admins: 2,
-        settle: IDLE_TIMEOUT + Duration::from_secs(5),
+        settle: SETTLE,
         ..Default::default()
     }
 }
@@ -133,7 +133,7 @@ pub fn idle_servers_kept_is_caught() -> Scenario {
         running_active: 2,
         admins: 2,
         admins_running_idle: 2,
-        settle: IDLE_TIMEOUT + Duration::from_secs(5),
+        settle: SETTLE,
         ..Default::default()
     };
     let mut s = culler_replay(

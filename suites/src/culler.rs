@@ -42,13 +42,19 @@ pub fn accumulated_2018() -> AccumulateUsers {
         running_idle: 10,
         running_active: 5,
         admins: 2,
-        settle: IDLE_TIMEOUT + Duration::from_secs(5),
+        settle: SETTLE,
         ..Default::default()
     }
 }
 
-/// Idle timeout of the scenarios' culler: short, so idle servers need not wait long.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Idle timeout of the scenarios' culler: short, so idle servers need not wait long, and four
+/// times the active users' activity period (`KeepActive` every 3 s), so no active user is ever
+/// a round's candidate.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// How long idle servers sit before the culler arrives: past its timeout, with a margin for
+/// the hub's own activity stamp of a server that just started.
+pub const SETTLE: Duration = Duration::from_secs(IDLE_TIMEOUT.as_secs() + 3);
 
 /// The culler as z2jh runs it with `cull.users: true`, `cull.adminUsers: false`, a short idle
 /// timeout, and rounds further apart than one round takes: 2,000 users take 80-150 s here (the
@@ -189,7 +195,7 @@ pub fn accumulated_users_at_scale() -> Scenario {
         running_active: 5,
         admins: 2,
         running_idle_named: 5,
-        settle: IDLE_TIMEOUT + Duration::from_secs(5),
+        settle: SETTLE,
         ..Default::default()
     };
     let mut s = culler_replay(
