@@ -122,6 +122,7 @@ pub fn doctor_with(sys: &dyn System, home: &Path, pins: &Pins, profile: Option<&
         check_dockerd(sys),
         check_nextest(sys),
         check_kind_image(home, &pins),
+        check_binderhub(crate::component::binderhub::binderhub_from_env().as_deref()),
     ];
     if let Some(p) = profile {
         out.extend(check_profile_commands(sys, p));
@@ -291,6 +292,15 @@ pub fn check_docker(sys: &dyn System) -> Prerequisite {
             display_which(sys, "docker")
         )),
         None => p.missing("not found", "apt-get install docker.io"),
+    }
+}
+
+/// BinderHub, from the user (`HUBCHAOS_BINDERHUB`): the binder scenarios run only then.
+pub fn check_binderhub(given: Option<&str>) -> Prerequisite {
+    let p = Prerequisite::new("BinderHub", false, "binder scenarios (local::binder::…)");
+    match given {
+        Some(spec) => p.ok(format!("HUBCHAOS_BINDERHUB={spec} (installed with repo2docker on first use)")),
+        None => p.missing("HUBCHAOS_BINDERHUB is not set", crate::component::binderhub::HOW_TO_PROVIDE),
     }
 }
 

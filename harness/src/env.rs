@@ -99,7 +99,17 @@ pub struct Env {
     pub rng: Mutex<StdRng>,
     hub: OnceLock<HubEndpoints>,
     kind: OnceLock<crate::backend::kind::KindRun>,
+    binder: OnceLock<BinderEndpoints>,
     request_sources: Mutex<Vec<Arc<dyn RequestSource>>>,
+}
+
+/// BinderHub as workloads use it (set by the deploy).
+#[derive(Debug, Clone)]
+pub struct BinderEndpoints {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Each sample repo's name and its `file://` URL.
+    pub repos: std::collections::BTreeMap<String, String>,
 }
 
 impl Env {
@@ -125,6 +135,7 @@ impl Env {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             hub: OnceLock::new(),
             kind: OnceLock::new(),
+            binder: OnceLock::new(),
             request_sources: Mutex::new(Vec::new()),
         }
     }
@@ -163,6 +174,18 @@ impl Env {
     /// The kind cluster of this run (a scenario that needs one runs on the kind backend).
     pub fn kind(&self) -> anyhow::Result<&crate::backend::kind::KindRun> {
         self.kind.get().context("this run has no kind cluster: the scenario runs on the kind backend (`needs.cluster`)")
+    }
+
+    /// Set by the deploy of a scenario with BinderHub.
+    pub fn set_binder(&self, binder: BinderEndpoints) {
+        if self.binder.set(binder).is_err() {
+            panic!("the BinderHub of a run is deployed once");
+        }
+    }
+
+    /// The BinderHub of this run.
+    pub fn binder(&self) -> anyhow::Result<&BinderEndpoints> {
+        self.binder.get().context("this scenario deployed no BinderHub: declare `deploy.binder`")
     }
 
     /// A hub API client whose requests are recorded as `client`, with the harness's token.

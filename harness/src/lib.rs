@@ -48,16 +48,19 @@ pub mod prelude {
     pub use std::time::Duration;
 
     pub use crate::backend::kind::pools::{NO_SSD, SSD};
+    pub use crate::check::{BuildOutcomes, BuildStarts, GaugeSettles, StreamsClose};
     pub use crate::check::{
         Check, ComponentUp, Convergence, Direction, DiskBelow, ErrorClass, ErrorResponses, FailureReason, ImagesSpared, LatencyCeiling,
         LeakSlope, NoDeletion, NoProtectedUserHarmed, RateCeiling, Recovery, Restarts, ReturnsToBaseline, WastedRequests,
     };
     pub use crate::check::{DiskPressure, EvictionsCarryReason, OpsSucceed, PoolUntouched};
+    pub use crate::component::binderhub::{BinderOptions, BuildExecutor};
     pub use crate::component::culler::CullerOptions;
     pub use crate::component::hub::HubOptions;
     pub use crate::component::image_cleaner::CleanerOptions;
     pub use crate::component::images::ImageSpec;
     pub use crate::component::node::NodeOptions;
+    pub use crate::component::sample_repos::{RepoKind, SampleRepo};
     pub use crate::fault::accumulate_users::{ADMIN, NEVER_STARTED, RUNNING_ACTIVE, RUNNING_IDLE, STOPPED};
     pub use crate::fault::{AccumulateUsers, FloodApi, KillProcess, PauseProcess, Schedule, Scheduled};
     pub use crate::fault::{AddPool, AddonDown, DeletePodsOnPool, KubeletEvictionOff, TaintPool};
@@ -69,6 +72,7 @@ pub mod prelude {
     pub use crate::probe::{HubAnswers, ServersReachable, UserCountAtMost};
     pub use crate::scenario::{Deployment, Expectation, Needs, Scenario, SteadyState};
     pub use crate::workload::hub_latency::HUB_LATENCY;
+    pub use crate::workload::{BuildRequest, BuildStreams};
     pub use crate::workload::{FillNodeDisk, PoolProbes};
     pub use crate::workload::{HubLatency, KeepActive, ReachServers};
     pub use crate::workload::{ImportImages, SpawnChurn};

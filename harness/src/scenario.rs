@@ -53,6 +53,8 @@ pub struct Deployment {
     pub hub: Option<HubOptions>,
     pub culler: Option<CullerOptions>,
     pub node: Option<crate::component::node::NodeOptions>,
+    /// BinderHub building the sample repos on the node's dockerd (needs `node`).
+    pub binder: Option<crate::component::binderhub::BinderOptions>,
 }
 
 impl Deployment {

@@ -79,7 +79,7 @@ async fn close(session: Session) -> anyhow::Result<()> {
 
 async fn stack_once(dir: &std::path::Path, id: &str) -> anyhow::Result<f64> {
     let session = open_session(dir, id).await?;
-    let deployment = Deployment { hub: Some(HubOptions::default()), culler: Some(quick_culler()), node: None };
+    let deployment = Deployment { hub: Some(HubOptions::default()), culler: Some(quick_culler()), node: None, binder: None };
     let plan = DeployPlan::default();
     let result = async {
         let deployed = session.backend.deploy(&session.env, &deployment, &plan).await?;

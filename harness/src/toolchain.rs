@@ -76,6 +76,21 @@ pub struct Pins {
     /// Kubernetes pin never reinstalls the local components (see [`KubePins::hash`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubePins>,
+    /// What BinderHub (given by the user, `HUBCHAOS_BINDERHUB`) runs with. Not part of the
+    /// base environment's hash: the binder environment is its own ([`Pins::binder_env`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binder: Option<BinderPins>,
+}
+
+/// BinderHub's companions: the python packages installed with it (repo2docker), and the
+/// docker buildx plugin repo2docker shells out to (`docker buildx build`), Debian trixie's
+/// `docker-buildx` package (bookworm has none), unpacked under `$HUBCHAOS_HOME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinderPins {
+    pub python: Vec<PackageSpec>,
+    /// The `docker-buildx` package version in Debian trixie (`0.13.1+ds1-3`).
+    pub buildx: String,
 }
 
 /// The versions a kind cluster is built from, each one the Go module proxy serves: Kubernetes
@@ -454,6 +469,32 @@ impl Pins {
             k.apply(base);
         }
         out
+    }
+
+    /// The pins of the binder environment: these pins' python packages, the binder pins'
+    /// (repo2docker), and BinderHub as `binderhub` names it (a checkout, a wheel or a pip
+    /// spec; a relative path is taken from the current directory). Its own hash, so the base
+    /// environment of every other scenario is untouched. A checkout is keyed by its path,
+    /// not its content: after changing it, remove the environment (`hubchaos env` names it).
+    pub fn binder_env(&self, binderhub: &str) -> Result<Pins, String> {
+        let binder = self.binder.as_ref().ok_or("the pins have no `binder` section (fixtures/pins.yaml)")?;
+        let mut out = self.clone();
+        merge_list(&mut out.python.packages, &binder.python, false, PackageSpec::python_name);
+        let spec = binderhub.trim();
+        if spec.is_empty() {
+            return Err("HUBCHAOS_BINDERHUB is empty: set it to a BinderHub checkout, a wheel or a pip spec".into());
+        }
+        let path = Path::new(spec);
+        let package = if path.exists() {
+            let abs = std::fs::canonicalize(path).map_err(|e| format!("HUBCHAOS_BINDERHUB={spec}: {e}"))?;
+            PackageSpec { spec: abs.display().to_string(), name: Some("binderhub".into()), pre: false, editable: false }
+        } else if spec.starts_with('.') || spec.starts_with('/') {
+            return Err(format!("HUBCHAOS_BINDERHUB={spec}: no such file or directory (a BinderHub checkout, a wheel or a pip spec)"));
+        } else {
+            PackageSpec { spec: spec.to_string(), name: Some("binderhub".into()), pre: false, editable: false }
+        };
+        merge_list(&mut out.python.packages, &[package], false, PackageSpec::python_name);
+        Ok(out)
     }
 
     /// The canonical form that is hashed: compact JSON of the layout version and the pins.
@@ -907,7 +948,10 @@ impl Installer<'_> {
             let mut cmd = Command::new(&python);
             cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"])
                 .env("PIP_ROOT_USER_ACTION", "ignore")
-                .env("PYTHONNOUSERSITE", "1");
+                .env("PYTHONNOUSERSITE", "1")
+                // A BinderHub checkout builds its web front end with npm unless told not to
+                // (jupyter-packaging >= 0.12.1); the harness runs it in API-only mode.
+                .env("JUPYTER_PACKAGING_SKIP_NPM", "1");
             if with_pre {
                 cmd.arg("--pre");
             }
@@ -1277,6 +1321,27 @@ mod tests {
         assert!(p.python.packages.iter().any(|p| p.python_name().as_deref() == Some("jupyterhub")));
         assert_eq!(p.npm.packages[0].npm_name().as_deref(), Some("configurable-http-proxy"));
         assert_eq!(p.hash().len(), 16);
+    }
+
+    #[test]
+    fn the_binder_environment_adds_repo2docker_and_binderhub_under_a_hash_of_its_own() {
+        let repo = Pins::load_default().unwrap();
+        let b = repo.binder.clone().expect("fixtures/pins.yaml has a binder section");
+        assert!(b.python.iter().any(|p| p.python_name().as_deref() == Some("jupyter-repo2docker")));
+        // The base environment does not move with the binder pins.
+        assert_eq!(repo.hash(), Pins { binder: None, ..repo.clone() }.hash());
+        let env = repo.binder_env("binderhub @ git+https://example.invalid/binderhub@main").unwrap();
+        let names: Vec<String> = env.python.packages.iter().filter_map(PackageSpec::python_name).collect();
+        assert!(names.contains(&"jupyterhub".to_string()) && names.contains(&"jupyter-repo2docker".to_string()), "{names:?}");
+        assert_eq!(env.python.packages.last().unwrap().name.as_deref(), Some("binderhub"));
+        assert_ne!(env.hash(), repo.hash());
+        // A checkout is taken by its absolute path; a path that does not exist is refused.
+        let dir = std::env::temp_dir();
+        let local = repo.binder_env(&dir.display().to_string()).unwrap();
+        assert_eq!(local.python.packages.last().unwrap().spec, std::fs::canonicalize(&dir).unwrap().display().to_string());
+        let e = repo.binder_env("./no-such-binderhub-checkout").unwrap_err();
+        assert!(e.contains("no such file or directory"), "{e}");
+        assert!(repo.binder_env("  ").unwrap_err().contains("empty"));
     }
 
     #[test]

@@ -9,15 +9,7 @@ use crate::culler::{culler_2018, culler_replay, SETTLE};
 use crate::{cleaner, hub, node, spawn};
 
 fn small_accumulation() -> AccumulateUsers {
-    AccumulateUsers {
-        never_started: 40,
-        stopped: 253,
-        running_idle: 3,
-        running_active: 2,
-        admins: 2,
-        settle: SETTLE,
-        ..Default::default()
-    }
+    AccumulateUsers { never_started: 40, stopped: 253, running_idle: 3, running_active: 2, admins: 2, settle: SETTLE, ..Default::default() }
 }
 
 fn small_replay(name: &'static str, incident: &'static str, culler: CullerOptions) -> Scenario {
@@ -128,14 +120,8 @@ pub fn hub_stall_is_caught() -> Scenario {
 /// (as they must), but the idle servers are never stopped. No never-started users: with no
 /// activity the culler judges their age, which a long timeout would also spare.
 pub fn idle_servers_kept_is_caught() -> Scenario {
-    let users = AccumulateUsers {
-        stopped: 100,
-        running_active: 2,
-        admins: 2,
-        admins_running_idle: 2,
-        settle: SETTLE,
-        ..Default::default()
-    };
+    let users =
+        AccumulateUsers { stopped: 100, running_active: 2, admins: 2, admins_running_idle: 2, settle: SETTLE, ..Default::default() };
     let mut s = culler_replay(
         "controls",
         "idle_servers_kept_is_caught",

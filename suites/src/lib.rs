@@ -3,6 +3,7 @@
 //! A module declares the scenarios of its area only (its helpers take the area, name and
 //! incident up front, so other areas, the controls above all, build on them).
 
+pub mod binder;
 pub mod cleaner;
 pub mod cluster;
 pub mod controls;
@@ -52,6 +53,10 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         controls::eviction_off_is_caught,
         controls::burst_fill_is_caught,
         controls::ssd_pool_disturbed_is_caught,
+        binder::fast_repos_build,
+        binder::popular_slow_repo,
+        binder::popular_slow_repo_local_executor,
+        binder::failed_build_stream_closes,
     ]
 }
 

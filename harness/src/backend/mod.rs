@@ -93,6 +93,8 @@ pub struct DeployTimings {
     pub stack_ready_s: f64,
     /// The node (disk, dockerd, images, image cleaner), when the scenario declares one.
     pub node_ready_s: f64,
+    /// BinderHub (base image, sample repos, BinderHub ready), when the scenario declares it.
+    pub binder_ready_s: f64,
 }
 
 /// What a deploy brought up. The hub's endpoints are on the [`Env`] (`env.hub()`).

@@ -122,3 +122,27 @@ pub(crate) fn history(mut entries: Vec<Entry>) -> History {
 pub(crate) fn all(groups: Vec<Vec<Entry>>) -> Vec<Entry> {
     groups.into_iter().flatten().collect()
 }
+
+/// A build stream of `repo` (watcher 0) requested at `requested`, its build started at
+/// `started`, its terminal phase (`ready`/`failed`) at a time, closed by the server at `closed`.
+pub(crate) fn stream(repo: &str, requested: f64, started: Option<f64>, terminal: Option<(&str, f64)>, closed: Option<f64>) -> Entry {
+    use crate::observe::history::{BuildStreamRecord, PhaseAt};
+    let mut phases = vec![PhaseAt { phase: "waiting".into(), at: secs(requested) }];
+    if let Some((phase, at)) = terminal {
+        phases.push(PhaseAt { phase: phase.into(), at: secs(at) });
+    }
+    Entry {
+        at: secs(requested),
+        event: Event::BuildStream(BuildStreamRecord {
+            repo: repo.into(),
+            watcher: 0,
+            requested_at: secs(requested),
+            phases,
+            build_started_at: started.map(secs),
+            terminal: terminal.map(|(phase, at)| PhaseAt { phase: phase.into(), at: secs(at) }),
+            closed_at: closed.map(secs),
+            events: 2,
+            message: String::new(),
+        }),
+    }
+}

@@ -266,6 +266,11 @@ pub fn empty() -> Body {
     Full::new(Bytes::new()).map_err(|never| match never {}).boxed()
 }
 
+/// A request body of these bytes (a small tar).
+pub fn bytes_body(bytes: Vec<u8>) -> Body {
+    Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed()
+}
+
 /// A JSON request body.
 pub fn json_body(v: &Value) -> Body {
     Full::new(Bytes::from(v.to_string())).map_err(|never| match never {}).boxed()

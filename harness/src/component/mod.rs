@@ -1,3 +1,4 @@
+pub mod binderhub;
 pub mod culler;
 pub mod docker_api;
 pub mod dockerd;
@@ -10,4 +11,5 @@ pub mod node_disk;
 #[cfg(test)]
 mod node_live_tests;
 pub mod proxy;
+pub mod sample_repos;
 pub mod seed;

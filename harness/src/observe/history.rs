@@ -29,6 +29,23 @@ pub mod secs {
     }
 }
 
+/// An optional [`Duration`] as fractional seconds (absent or `null`: none).
+pub mod opt_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<f64>::deserialize(d)?.map(|v| Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
 /// One line of `history.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
@@ -62,6 +79,45 @@ pub enum Event {
     /// What a kind cluster's API said changed: a node's condition or taint, a pod of the run
     /// that ended or vanished (see [`crate::backend::kind::watch`]).
     Cluster(ClusterEvent),
+    /// One BinderHub `/build` event stream, recorded when it ended (or the run did).
+    BuildStream(BuildStreamRecord),
+}
+
+/// One `/build` event stream as a client saw it. `at` of the entry is when it was requested;
+/// every time here is on the run's clock.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BuildStreamRecord {
+    /// The sample repo's name.
+    pub repo: String,
+    /// Which of the repo's watchers (0-based).
+    pub watcher: usize,
+    #[serde(with = "secs")]
+    pub requested_at: Duration,
+    /// Each change of phase, with when it arrived (`waiting`, `fetching`, `building`, `ready`,
+    /// `failed`, `unknown`, …; an event without a phase keeps the previous one).
+    pub phases: Vec<PhaseAt>,
+    /// The first event that says the build itself started (any event after `waiting`).
+    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    pub build_started_at: Option<Duration>,
+    /// The first `ready` or `failed` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<PhaseAt>,
+    /// When the server closed the stream (`None`: still open when the client stopped).
+    #[serde(default, with = "opt_secs", skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Duration>,
+    /// Events received in all.
+    pub events: usize,
+    /// The last message of a `failed` event, or the client's own error.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// A phase and when it arrived.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseAt {
+    pub phase: String,
+    #[serde(with = "secs")]
+    pub at: Duration,
 }
 
 /// A change in a kind cluster, as its API reported it.
@@ -285,6 +341,13 @@ impl History {
     pub fn requests(&self) -> impl Iterator<Item = (Duration, &RequestRecord)> {
         self.entries.iter().filter_map(|e| match &e.event {
             Event::Request(r) => Some((e.at, r)),
+            _ => None,
+        })
+    }
+
+    pub fn build_streams(&self) -> impl Iterator<Item = &BuildStreamRecord> {
+        self.entries.iter().filter_map(|e| match &e.event {
+            Event::BuildStream(b) => Some(b),
             _ => None,
         })
     }

@@ -2,6 +2,7 @@
 //! (invoke .. complete: Ok / Fail / Indeterminate). They stop when the run's token is cancelled
 //! and are bounded in count and time on their own as well.
 
+pub mod build_streams;
 pub mod cluster_pods;
 pub mod fill_node_disk;
 pub mod hub_latency;
@@ -14,6 +15,7 @@ pub mod spawn_churn;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+pub use build_streams::{BuildRequest, BuildStreams};
 pub use fill_node_disk::FillNodeDisk;
 pub use hub_latency::HubLatency;
 pub use import_images::ImportImages;

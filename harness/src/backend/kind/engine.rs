@@ -1,5 +1,6 @@
 //! The container engine kind runs on: Debian trixie's `docker.io` (dockerd 26), unpacked under
-//! `$HUBCHAOS_HOME`, never installed over the system's.
+//! `$HUBCHAOS_HOME`, never installed over the system's; and, the same way, trixie's buildx
+//! plugin that repo2docker needs for BinderHub's builds.
 //!
 //! Why this engine (measured, see `kind/README.md`): kind starts its node containers with
 //! `--privileged`. Root's capability bounding set on these machines lacks `CAP_SYS_RESOURCE`,
@@ -95,8 +96,37 @@ pub fn ensure_engine(home: &Path, version: &str) -> anyhow::Result<(PathBuf, Opt
         return Ok((dockerd, None));
     }
     let started = Instant::now();
+    unpack_trixie_package(home, PACKAGE, version, &root)?;
+    if !reports(&dockerd) {
+        bail!("[engine] unpacked {PACKAGE} {version}, but its dockerd does not report {version}");
+    }
+    eprintln!("hubchaos: [engine] unpacked in {:.1} s: {}", started.elapsed().as_secs_f64(), dockerd.display());
+    Ok((dockerd, Some(started.elapsed())))
+}
+
+/// The docker buildx CLI plugin of Debian trixie's `docker-buildx` `version` (repo2docker
+/// runs `docker buildx build`; bookworm has no buildx), fetched and unpacked under
+/// `$HUBCHAOS_HOME/engine/docker-buildx-<version>/` when missing. Returns the plugin binary.
+pub fn ensure_buildx(home: &Path, version: &str) -> anyhow::Result<PathBuf> {
+    let root = home.join("engine").join(format!("docker-buildx-{version}"));
+    let plugin = root.join("usr/libexec/docker/cli-plugins/docker-buildx");
+    let works = |p: &Path| Command::new(p).arg("version").output().is_ok_and(|o| o.status.success());
+    if works(&plugin) {
+        return Ok(plugin);
+    }
+    unpack_trixie_package(home, "docker-buildx", version, &root)?;
+    if !works(&plugin) {
+        bail!("[buildx] unpacked docker-buildx {version}, but {} does not run", plugin.display());
+    }
+    Ok(plugin)
+}
+
+/// `apt-get download` `package` `version` from Debian trixie through a private sources list
+/// (lists and cache under `$HUBCHAOS_HOME/engine/apt`; the system's apt state is not touched),
+/// then `dpkg-deb -x` into `root` (replaced).
+fn unpack_trixie_package(home: &Path, package: &str, version: &str, root: &Path) -> anyhow::Result<()> {
     let mirror = debian_mirror(&system_sources())
-        .context("no Debian mirror in the machine's apt sources (/etc/apt): the engine is Debian trixie's docker.io package")?;
+        .with_context(|| format!("no Debian mirror in the machine's apt sources (/etc/apt): {package} comes from Debian {SUITE}"))?;
     let apt = home.join("engine").join("apt");
     for d in [apt.join("lists/partial"), apt.join("cache/archives/partial"), apt.join("debs")] {
         std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
@@ -112,29 +142,25 @@ pub fn ensure_engine(home: &Path, version: &str) -> anyhow::Result<(PathBuf, Opt
     let apt_get = |args: &[&str], cwd: &Path| -> anyhow::Result<()> {
         let out = Command::new("apt-get").args(&opts).args(args).current_dir(cwd).output().context("running apt-get (Debian's apt)")?;
         if !out.status.success() {
-            bail!("[engine] apt-get {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            bail!("[{package}] apt-get {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(())
     };
-    eprintln!("hubchaos: [engine] {PACKAGE} {version} from Debian {SUITE} …");
+    eprintln!("hubchaos: [{package}] {version} from Debian {SUITE} …");
     apt_get(&["-qq", "update"], &apt)?;
     let debs = apt.join("debs");
-    apt_get(&["-qq", "download", &format!("{PACKAGE}/{SUITE}")], &debs)?;
+    apt_get(&["-qq", "download", &format!("{package}/{SUITE}")], &debs)?;
     let deb = std::fs::read_dir(&debs)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{PACKAGE}_{version}"))))
-        .with_context(|| format!("[engine] Debian {SUITE} has no {PACKAGE} {version} (see {}): change the engine pin", debs.display()))?;
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root)?;
-    let out = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).output().context("running dpkg-deb")?;
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_{version}"))))
+        .with_context(|| format!("[{package}] Debian {SUITE} has no {package} {version} (see {}): change the pin", debs.display()))?;
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(root)?;
+    let out = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root).output().context("running dpkg-deb")?;
     if !out.status.success() {
-        bail!("[engine] dpkg-deb -x {} failed: {}", deb.display(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!("[{package}] dpkg-deb -x {} failed: {}", deb.display(), String::from_utf8_lossy(&out.stderr).trim());
     }
-    if !reports(&dockerd) {
-        bail!("[engine] unpacked {}, but its dockerd does not report {version}", deb.display());
-    }
-    eprintln!("hubchaos: [engine] unpacked in {:.1} s: {}", started.elapsed().as_secs_f64(), dockerd.display());
-    Ok((dockerd, Some(started.elapsed())))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! names every process group, mount and path it made ([`sweep`]), so a run killed at any point
 //! is swept by the next one.
 
+pub mod binder;
 pub mod command;
 pub mod hub_stack;
 pub mod node;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use anyhow::Context;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
@@ -25,9 +27,11 @@ use self::node::NodeHandle;
 use self::supervisor::Supervisor;
 use self::sweep::{end_run_processes, sweep_abandoned, RunMarker, SweepReport};
 use super::{Backend, BackendError, BackendKind, ComponentStatus, DeployTimings, Deployed, ProcessSignal, RunContext, SamplerTask};
+use crate::component::binderhub::BINDERHUB;
 use crate::env::Env;
 use crate::fault::DeployPlan;
 use crate::observe::procfs::ProcSampler;
+use crate::observe::prom::PromSampler;
 use crate::observe::residue::ResidueSampler;
 use crate::profile::Profile;
 use crate::scenario::{Deployment, Needs, Scenario};
@@ -48,8 +52,8 @@ fn missing(needs: &Needs) -> Option<String> {
             return Some(why);
         }
     }
-    if needs.binderhub && std::env::var_os("HUBCHAOS_BINDERHUB").is_none() {
-        return Some("needs BinderHub: set HUBCHAOS_BINDERHUB to a wheel, a source dir or a pip spec".into());
+    if needs.binderhub && crate::component::binderhub::binderhub_from_env().is_none() {
+        return Some(crate::component::binderhub::HOW_TO_PROVIDE.into());
     }
     None
 }
@@ -82,9 +86,19 @@ impl BackendKind for Local {
             eprintln!("hubchaos: {}", swept.describe());
         }
         let toolchain = ensure_toolchain(ctx.profile.as_ref(), ctx.progress).await.map_err(BackendError::Deploy)?;
+        let binder = if needs.binderhub {
+            Some(ensure_binder(ctx.profile.as_ref(), ctx.progress).await.map_err(BackendError::Deploy)?)
+        } else {
+            None
+        };
         let marker = RunMarker::create(&ctx.run_id, &ctx.run_dir)
             .map_err(|e| BackendError::Deploy(anyhow::anyhow!("writing the run marker: {e}")))?;
-        Ok(Arc::new(LocalBackend::new(ctx, toolchain, marker)))
+        let mut backend = LocalBackend::new(ctx, toolchain, marker);
+        if let Some((toolchain, buildx)) = binder {
+            backend.binder_toolchain = Some(toolchain);
+            backend.buildx = Some(buildx);
+        }
+        Ok(Arc::new(backend))
     }
 }
 
@@ -108,6 +122,26 @@ pub async fn ensure_toolchain(profile: Option<&Profile>, progress: bool) -> anyh
     Ok(tokio::task::spawn_blocking(move || Toolchain::ensure(&pins, EnsureOptions { progress })).await??)
 }
 
+/// BinderHub's environment (the pinned components, repo2docker and the user's BinderHub) and
+/// the buildx plugin repo2docker needs.
+pub async fn ensure_binder(profile: Option<&Profile>, progress: bool) -> anyhow::Result<(Toolchain, PathBuf)> {
+    let base = Pins::load_default()?;
+    let pins = match profile {
+        Some(p) => p.pins(&base),
+        None => base,
+    };
+    let binderhub = crate::component::binderhub::binderhub_from_env().context(crate::component::binderhub::HOW_TO_PROVIDE)?;
+    let buildx_version =
+        pins.binder.as_ref().map(|b| b.buildx.clone()).context("the pins have no `binder` section (fixtures/pins.yaml)")?;
+    let pins = pins.binder_env(&binderhub).map_err(|e| anyhow::anyhow!(e))?;
+    tokio::task::spawn_blocking(move || {
+        let toolchain = Toolchain::ensure(&pins, EnsureOptions { progress })?;
+        let buildx = crate::backend::kind::engine::ensure_buildx(&crate::paths::hubchaos_home(), &buildx_version)?;
+        anyhow::Ok((toolchain, buildx))
+    })
+    .await?
+}
+
 /// The local backend opened for one run.
 pub struct LocalBackend {
     run_id: String,
@@ -115,6 +149,10 @@ pub struct LocalBackend {
     supervisor: Arc<Supervisor>,
     marker: Arc<Mutex<RunMarker>>,
     toolchain: Toolchain,
+    /// BinderHub's environment and the buildx plugin (scenarios that need `binderhub`).
+    binder_toolchain: Option<Toolchain>,
+    buildx: Option<PathBuf>,
+    binder: OnceLock<binder::BinderHandle>,
     profile: Option<Profile>,
     /// The culler's hub token: only the local culler (an external process) needs it.
     culler_token: OnceLock<String>,
@@ -133,6 +171,9 @@ impl LocalBackend {
             supervisor,
             marker,
             toolchain,
+            binder_toolchain: None,
+            buildx: None,
+            binder: OnceLock::new(),
             profile: ctx.profile,
             culler_token: OnceLock::new(),
             node: OnceLock::new(),
@@ -171,10 +212,22 @@ impl Backend for LocalBackend {
             timings.node_ready_s = started.elapsed().as_secs_f64();
             let _ = self.node.set(node);
         }
+        if let Some(options) = &deployment.binder {
+            let node = self
+                .node
+                .get()
+                .ok_or_else(|| BackendError::Deploy(anyhow::anyhow!("BinderHub builds on a node: declare `deploy.node`")))?;
+            let started = std::time::Instant::now();
+            let binder = binder::deploy_binder(env, self, options, &node.layout.docker_socket, plan)
+                .await
+                .map_err(|e| typed(e.context("deploying BinderHub")))?;
+            timings.binder_ready_s = started.elapsed().as_secs_f64();
+            let _ = self.binder.set(binder);
+        }
         if let Some(hub) = &deployment.hub {
             let (t, culler_token) = deploy_hub_stack(env, hub, plan, &self.inputs()).await.map_err(typed)?;
             let _ = self.culler_token.set(culler_token);
-            timings = DeployTimings { node_ready_s: timings.node_ready_s, ..t };
+            timings = DeployTimings { node_ready_s: timings.node_ready_s, binder_ready_s: timings.binder_ready_s, ..t };
         }
         Ok(Deployed { components: self.supervisor.components(), timings })
     }
@@ -199,6 +252,10 @@ impl Backend for LocalBackend {
                 stop.cancelled().await;
                 node_stop.cancel();
             }));
+        }
+        if let Some(binder) = self.binder.get() {
+            let metrics = PromSampler { component: BINDERHUB.into(), url: format!("{}/metrics", binder.url), token: None, every };
+            tasks.push(Box::pin(metrics.run(env.recorder.clone(), env.samples.clone(), stop.clone())));
         }
         if env.hub().is_ok() {
             tasks.push(Box::pin(ResidueSampler::local_hub(&self.run_dir, every).run(

@@ -1,0 +1,137 @@
+//! The real BinderHub build queue (2019-03-24: an image-prefix bump wiped the cache, every repo
+//! rebuilt at once, one popular repo that builds slowly held all of BinderHub's build threads so
+//! no other repo started building, and builds got stuck until BinderHub was restarted).
+//!
+//! BinderHub comes from the user (`HUBCHAOS_BINDERHUB`); without it these are skipped with
+//! that reason. It runs on a node of its own (disk, dockerd) and builds the sample repos made at
+//! run time with repo2docker, offline.
+
+use hubchaos::prelude::*;
+
+use crate::node::on_a_node;
+
+/// The popular repo: a build that prints its progress every second for this long.
+pub const SLOW_BUILD: u32 = 30;
+/// How long a request may wait for its build to start while the pool has room (a build's
+/// first event comes within a second or two here).
+pub const START_WITHIN: Duration = Duration::from_secs(10);
+/// How long BinderHub may take to close a stream after its terminal phase.
+pub const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
+/// BinderHub with `executor` on a 2 GB node, building `repos`, judged on what each build
+/// ended as (ready for a repo that builds, failed with its cause for one that cannot) and the
+/// three checks of the build queue: builds of the other repos start in time, every stream ends
+/// and closes, and the in-progress gauge settles.
+pub fn binder_on_a_node(
+    name: &'static str,
+    incident: &'static str,
+    executor: BuildExecutor,
+    repos: Vec<SampleRepo>,
+    requests: Vec<BuildRequest>,
+    popular: &str,
+) -> Scenario {
+    let expected = repos
+        .iter()
+        .map(|r| (r.name.clone(), if matches!(r.kind, RepoKind::Fast | RepoKind::Slow { .. }) { "ready" } else { "failed" }.to_string()))
+        .collect();
+    let mut s = on_a_node("binder", name, incident, NodeOptions::disk_mb(2048));
+    s.needs.binderhub = true;
+    s.deploy.binder = Some(BinderOptions { executor, repos, ..BinderOptions::default() });
+    s.workloads = vec![Box::new(BuildStreams { requests })];
+    s.duration = Duration::from_secs(SLOW_BUILD as u64 + 30);
+    s.checks = vec![
+        Box::new(BuildOutcomes { expected }),
+        Box::new(BuildStarts::others_than(popular, START_WITHIN)),
+        Box::new(StreamsClose::within(CLOSE_WITHIN)),
+        Box::new(GaugeSettles::inprogress_builds(CLOSE_WITHIN)),
+    ];
+    s
+}
+
+fn fast(n: usize) -> Vec<SampleRepo> {
+    (1..=n).map(|i| SampleRepo::new(&format!("fast-{i}"), RepoKind::Fast)).collect()
+}
+
+/// Three watchers of the popular slow repo, then three other repos a few seconds apart, on a
+/// BinderHub whose concurrent_build_limit is 2 (a build pool of 4 threads).
+fn popular_and_others(name: &'static str, incident: &'static str, executor: BuildExecutor) -> Scenario {
+    let mut repos = vec![SampleRepo::new("popular", RepoKind::Slow { seconds: SLOW_BUILD })];
+    repos.extend(fast(3));
+    let mut requests = vec![BuildRequest::many("popular", Duration::ZERO, 3, Duration::from_millis(500))];
+    requests.extend((1..=3).map(|i| BuildRequest::one(&format!("fast-{i}"), Duration::from_secs(2 + 3 * i as u64))));
+    binder_on_a_node(name, incident, executor, repos, requests, "popular")
+}
+
+/// 2019-03-24 with build pods' thread pattern: three watchers of one slow build hold the pool
+/// (two threads each while they follow it), and the other repos wait until it ends.
+pub fn popular_slow_repo() -> Scenario {
+    let mut s = popular_and_others(
+        "popular_slow_repo",
+        "2019-03-24: one popular repo that builds slowly held all of BinderHub's build threads and no \
+         other repo started building. Three watchers of a 30 s build, then three other repos, on a \
+         BinderHub with concurrent_build_limit 2, building as build pods do (one build per repo, \
+         each watcher following it on its own threads).",
+        BuildExecutor::Unit,
+    );
+    s.expect = Expectation::fail_on(
+        &["build-start"],
+        "BinderHub (main, as in 2019): every /build request submits its watch and its log follower to one \
+         ThreadPoolExecutor(concurrent_build_limit * 2); watchers of a running build hold two threads each \
+         until it ends, so the other repos' builds queue behind them (the 2019 postmortem's action item on \
+         the pool was never done)",
+    );
+    s.key_figure("build-start", "slowest_start_s", "s")
+}
+
+/// The same load on upstream's LocalRepo2dockerBuild: one thread per watcher (and one build per
+/// watcher), so three watchers leave the fourth thread to the other repos.
+pub fn popular_slow_repo_local_executor() -> Scenario {
+    popular_and_others(
+        "popular_slow_repo_local_executor",
+        "The 2019 load on BinderHub's LocalRepo2dockerBuild: each watcher runs its own repo2docker on one \
+         pool thread, so three watchers of the slow repo leave a thread of the four to the other repos.",
+        BuildExecutor::Local,
+    )
+    .key_figure("build-start", "slowest_start_s", "s")
+}
+
+/// A build that fails: BinderHub must say `failed`, close the stream, and count it done.
+pub fn failed_build_stream_closes() -> Scenario {
+    let repos = vec![SampleRepo::new("broken", RepoKind::Broken), SampleRepo::new("fast-1", RepoKind::Fast)];
+    let requests =
+        vec![BuildRequest::many("broken", Duration::ZERO, 2, Duration::from_secs(1)), BuildRequest::one("fast-1", Duration::from_secs(3))];
+    let mut s = binder_on_a_node(
+        "failed_build_stream_closes",
+        "Builds stuck until BinderHub was restarted (2019-03-24). A repo whose build fails, watched twice, \
+         and a repo that builds: every stream must end with its phase and be closed, and BinderHub's \
+         in-progress gauge must come back to 0.",
+        BuildExecutor::Local,
+        repos,
+        requests,
+        "broken",
+    );
+    s.duration = Duration::from_secs(30);
+    s.expect = Expectation::fail_on(
+        &["streams-close", "settles:binderhub_inprogress_builds"],
+        "BinderHub (main): a FAILED build status emits {\"phase\": \"failed\"} but never ends the handler's loop \
+         (builder.py: only BUILT sets done), so the stream stays open and binderhub_inprogress_builds keeps +1 \
+         per failed request; draft upstream issue in the README",
+    );
+    s
+}
+
+/// Three repos that build: every check passes (what each check looks like when it holds).
+pub fn fast_repos_build() -> Scenario {
+    let requests = (1..=3).map(|i| BuildRequest::one(&format!("fast-{i}"), Duration::from_secs(i as u64))).collect();
+    let mut s = binder_on_a_node(
+        "fast_repos_build",
+        "Three repos built one after another on a quiet BinderHub: builds start at once, every stream ends \
+         ready and is closed, the in-progress gauge is back to 0.",
+        BuildExecutor::Unit,
+        fast(3),
+        requests,
+        "none",
+    );
+    s.duration = Duration::from_secs(25);
+    s
+}
