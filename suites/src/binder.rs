@@ -15,6 +15,8 @@ pub const SLOW_BUILD: u32 = 30;
 /// How long a request may wait for its build to start while the pool has room (a build's
 /// first event comes within a second or two here).
 pub const START_WITHIN: Duration = Duration::from_secs(10);
+/// The build node's disk (its dockerd's data root) in these scenarios: room for every build.
+pub const BUILD_DISK_MB: u64 = 2048;
 /// How long BinderHub may take to close a stream after its terminal phase.
 pub const CLOSE_WITHIN: Duration = Duration::from_secs(5);
 
@@ -34,7 +36,7 @@ pub fn binder_on_a_node(
         .iter()
         .map(|r| (r.name.clone(), if matches!(r.kind, RepoKind::Fast | RepoKind::Slow { .. }) { "ready" } else { "failed" }.to_string()))
         .collect();
-    let mut s = on_a_node("binder", name, incident, NodeOptions::disk_mb(2048));
+    let mut s = on_a_node("binder", name, incident, NodeOptions::disk_mb(BUILD_DISK_MB));
     s.needs.binderhub = true;
     s.deploy.binder = Some(BinderOptions { executor, repos, ..BinderOptions::default() });
     s.workloads = vec![Box::new(BuildStreams { requests })];
@@ -133,5 +135,31 @@ pub fn fast_repos_build() -> Scenario {
         "none",
     );
     s.duration = Duration::from_secs(25);
+    s
+}
+
+/// 2019-03-24: a build node without local SSD. The build node's docker data root is on a
+/// 300 MB disk; a repo whose build writes 400 MB fails, and must say "no space left on device";
+/// a small repo asked for afterwards must still build.
+pub fn missing_ssd_build_node() -> Scenario {
+    let repos = vec![SampleRepo::new("large", RepoKind::Large { mb: 400 }), SampleRepo::new("fast-1", RepoKind::Fast)];
+    let requests = vec![BuildRequest::one("large", Duration::ZERO), BuildRequest::one("fast-1", Duration::from_secs(15))];
+    let mut s = binder_on_a_node(
+        "missing_ssd_build_node",
+        "2019-03-24: a node pool without local SSD; builds failed with \"no space left on device\". The build \
+         node's docker data root is on a 300 MB disk and a repo's build writes 400 MB.",
+        BuildExecutor::Unit,
+        repos,
+        requests,
+        "large",
+    );
+    s.deploy.node = Some(NodeOptions::disk_mb(300));
+    s.duration = Duration::from_secs(35);
+    s.checks.push(Box::new(BuildFailureCause::no_space("large")));
+    s.expect = Expectation::fail_on(
+        &["streams-close", "settles:binderhub_inprogress_builds"],
+        "BinderHub (main): the failed build's stream never closes and its in-progress count stays (as in \
+         failed_build_stream_closes); the disk itself is judged by build-outcomes and failure-cause:large",
+    );
     s
 }

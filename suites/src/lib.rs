@@ -57,6 +57,7 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         binder::popular_slow_repo,
         binder::popular_slow_repo_local_executor,
         binder::failed_build_stream_closes,
+        binder::missing_ssd_build_node,
     ]
 }
 

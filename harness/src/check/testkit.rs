@@ -143,6 +143,7 @@ pub(crate) fn stream(repo: &str, requested: f64, started: Option<f64>, terminal:
             closed_at: closed.map(secs),
             events: 2,
             message: String::new(),
+            log_tail: Vec::new(),
         }),
     }
 }

@@ -110,6 +110,9 @@ pub struct BuildStreamRecord {
     /// The last message of a `failed` event, or the client's own error.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// The last messages of the stream (the build's log as the user saw it last), each cut.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
 }
 
 /// A phase and when it arrived.

@@ -21,6 +21,11 @@ use super::Workload;
 use crate::env::Env;
 use crate::observe::history::{BuildStreamRecord, Event, PhaseAt};
 
+/// Messages of a stream kept for the verdict (the last ones: where a build says why it failed).
+pub const LOG_TAIL: usize = 12;
+/// Characters kept of each message.
+const MESSAGE_CUT: usize = 400;
+
 /// Phases that end a build as the client sees it.
 pub const TERMINAL_PHASES: &[&str] = &["ready", "failed"];
 
@@ -111,6 +116,7 @@ async fn follow(
         closed_at: None,
         events: 0,
         message: String::new(),
+        log_tail: Vec::new(),
     };
     let response = tokio::select! {
         r = http.get(url).header("Accept", "text/event-stream").send() => r,
@@ -156,6 +162,12 @@ async fn follow(
 pub fn take_event(record: &mut BuildStreamRecord, data: &str, at: Duration) {
     record.events += 1;
     let Ok(event) = serde_json::from_str::<serde_json::Value>(data) else { return };
+    if let Some(m) = event.get("message").and_then(|m| m.as_str()).map(str::trim).filter(|m| !m.is_empty()) {
+        if record.log_tail.len() == LOG_TAIL {
+            record.log_tail.remove(0);
+        }
+        record.log_tail.push(m.chars().take(MESSAGE_CUT).collect());
+    }
     let phase = event.get("phase").and_then(|p| p.as_str());
     if let Some(phase) = phase {
         if record.phases.last().is_none_or(|p| p.phase != phase) {
@@ -194,6 +206,7 @@ mod tests {
             closed_at: None,
             events: 0,
             message: String::new(),
+            log_tail: Vec::new(),
         }
     }
 
@@ -211,6 +224,7 @@ mod tests {
         assert_eq!(r.build_started_at, Some(s(19)));
         assert_eq!(r.terminal, Some(PhaseAt { phase: "ready".into(), at: s(22) }));
         assert_eq!(r.events, 6);
+        assert_eq!(r.log_tail.last().map(String::as_str), Some("Done! Image built"));
     }
 
     #[test]
