@@ -48,7 +48,7 @@ pub mod prelude {
     pub use std::time::Duration;
 
     pub use crate::backend::kind::pools::{NO_SSD, SSD};
-    pub use crate::check::{BuildFailureCause, BuildOutcomes, BuildStarts, GaugeSettles, StreamsClose};
+    pub use crate::check::{BuildFailureCause, BuildOutcomes, BuildStarts, BuildsInFlight, GaugeSettles, StreamsClose};
     pub use crate::check::{
         Check, ComponentUp, Convergence, Direction, DiskBelow, ErrorClass, ErrorResponses, FailureReason, ImagesSpared, LatencyCeiling,
         LeakSlope, NoDeletion, NoProtectedUserHarmed, RateCeiling, Recovery, Restarts, ReturnsToBaseline, WastedRequests,

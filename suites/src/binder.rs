@@ -163,3 +163,55 @@ pub fn missing_ssd_build_node() -> Scenario {
     );
     s
 }
+
+/// 2019-03-24: an image-prefix bump wiped the image cache and every repo rebuilt at once. Six
+/// repos are built once, the cache is wiped, then every repo is asked for twice at once: every
+/// build must succeed, no more than `concurrent_build_limit` at a time, every stream must close
+/// and the in-progress gauge settle.
+fn cache_wipe(name: &'static str, incident: &'static str, executor: BuildExecutor) -> Scenario {
+    let repos = fast(6);
+    let mut requests: Vec<BuildRequest> =
+        (1..=6).map(|i| BuildRequest::one(&format!("fast-{i}"), Duration::from_millis(500 * i as u64))).collect();
+    requests.extend(
+        (1..=6).map(|i| {
+            BuildRequest::many(&format!("fast-{i}"), Duration::from_millis(17_000 + 100 * i as u64), 2, Duration::from_millis(50))
+        }),
+    );
+    let mut s = binder_on_a_node(name, incident, executor, repos, requests, "none");
+    s.faults = vec![Scheduled::new(WipeCache::under("hubchaos-binder/"), Schedule::at(Duration::from_secs(15)))];
+    let limit = s.deploy.binder.as_ref().map_or(0, |b| b.concurrent_build_limit);
+    // The herd queues by design: judged on the limit, not on how soon each build starts.
+    s.checks.retain(|c| c.name() != "build-start");
+    s.checks.push(Box::new(BuildsInFlight { limit }));
+    s.duration = Duration::from_secs(50);
+    s
+}
+
+pub fn cache_wipe_herd() -> Scenario {
+    cache_wipe(
+        "cache_wipe_herd",
+        "2019-03-24: the image cache was wiped and every repo rebuilt at once. Six repos built, the cache \
+         wiped, then each repo asked for twice at once, on a BinderHub with concurrent_build_limit 2 \
+         building as build pods do.",
+        BuildExecutor::Unit,
+    )
+    .key_figure("builds-in-flight", "peak", "builds")
+}
+
+/// The same herd on upstream's LocalRepo2dockerBuild: one pool thread per build, so the pool of
+/// `2 × concurrent_build_limit` threads runs twice the limit.
+pub fn cache_wipe_herd_local_executor() -> Scenario {
+    let mut s = cache_wipe(
+        "cache_wipe_herd_local_executor",
+        "The 2019 cache-wipe herd on BinderHub's LocalRepo2dockerBuild: every request runs its own \
+         repo2docker on one thread of a pool sized for two threads per build.",
+        BuildExecutor::Local,
+    );
+    s.expect = Expectation::fail_on(
+        &["builds-in-flight"],
+        "BinderHub (main): LocalRepo2dockerBuild takes one thread of ThreadPoolExecutor(concurrent_build_limit * 2) \
+         per build (its stream_logs returns at once), so up to twice concurrent_build_limit repo2docker builds run \
+         at once, one per request even for the same repo",
+    );
+    s.key_figure("builds-in-flight", "peak", "builds")
+}

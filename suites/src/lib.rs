@@ -58,6 +58,8 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         binder::popular_slow_repo_local_executor,
         binder::failed_build_stream_closes,
         binder::missing_ssd_build_node,
+        binder::cache_wipe_herd,
+        binder::cache_wipe_herd_local_executor,
     ]
 }
 

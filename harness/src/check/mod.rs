@@ -3,6 +3,7 @@
 
 pub mod build_outcomes;
 pub mod build_start;
+pub mod builds_in_flight;
 pub mod component_up;
 pub mod convergence;
 pub mod disk_below;
@@ -31,6 +32,7 @@ pub mod wasted_requests;
 
 pub use build_outcomes::BuildOutcomes;
 pub use build_start::BuildStarts;
+pub use builds_in_flight::BuildsInFlight;
 pub use component_up::ComponentUp;
 pub use convergence::{Convergence, Direction};
 pub use disk_below::DiskBelow;

@@ -96,6 +96,9 @@ pub struct BinderSettings {
     pub hub_url: String,
     pub repo2docker_config: PathBuf,
     pub rate_limit: u32,
+    /// Labels every built image carries (`hubchaos.run=<run id>`: the run's faults and sweeps
+    /// find them).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// repo2docker's config for every build: Git as the only content provider, builds without a

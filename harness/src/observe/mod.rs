@@ -1,6 +1,7 @@
 //! Observation: what the run saw. The history (requests, ops, faults, restarts, snapshots),
 //! the recording proxy that produces request records, and the samplers.
 
+pub mod builds;
 pub mod disk;
 pub mod docker;
 pub mod evidence;

@@ -101,6 +101,7 @@ pub async fn deploy_binder(
         hub_url: "http://127.0.0.1:9/".into(),
         repo2docker_config: layout.repo2docker_config.clone(),
         rate_limit: 0,
+        labels: [(crate::component::images::RUN_LABEL.to_string(), env.run_id.clone())].into(),
     };
     layout.write(&settings, buildx)?;
     let venv_bin = toolchain.python().parent().context("the venv's python has a bin dir")?.to_path_buf();

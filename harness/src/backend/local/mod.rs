@@ -256,6 +256,8 @@ impl Backend for LocalBackend {
         if let Some(binder) = self.binder.get() {
             let metrics = PromSampler { component: BINDERHUB.into(), url: format!("{}/metrics", binder.url), token: None, every };
             tasks.push(Box::pin(metrics.run(env.recorder.clone(), env.samples.clone(), stop.clone())));
+            let builds = crate::observe::builds::BuildsSampler { run_id: self.run_id.clone(), every };
+            tasks.push(Box::pin(builds.run(env.recorder.clone(), env.samples.clone(), stop.clone())));
         }
         if env.hub().is_ok() {
             tasks.push(Box::pin(ResidueSampler::local_hub(&self.run_dir, every).run(
