@@ -5,6 +5,13 @@ use std::path::PathBuf;
 
 /// Shared state across runs and clones: installed environments, active-run markers.
 /// `$HUBCHAOS_HOME`, default `$HOME/.cache/hubchaos`.
+/// 8 hex digits of the sha256 of a run id: names the run where a path or a name must stay
+/// short (socket dirs, container names, image prefixes, repo links).
+pub fn short_run_id(run_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(run_id.as_bytes())[..4])
+}
+
 pub fn hubchaos_home() -> PathBuf {
     if let Some(p) = std::env::var_os("HUBCHAOS_HOME") {
         return PathBuf::from(p);

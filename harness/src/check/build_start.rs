@@ -13,15 +13,28 @@ use crate::observe::history::History;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BuildStarts {
-    /// The repo whose watchers are the load (not judged).
-    pub popular: String,
+    /// The repo whose watchers are the load (not judged); `None`: every repo is judged.
+    pub popular: Option<String>,
     #[serde(with = "humantime_serde")]
     pub within: Duration,
 }
 
 impl BuildStarts {
     pub fn others_than(popular: &str, within: Duration) -> Self {
-        Self { popular: popular.into(), within }
+        Self { popular: Some(popular.into()), within }
+    }
+
+    /// Every repo's builds are judged.
+    pub fn every_repo(within: Duration) -> Self {
+        Self { popular: None, within }
+    }
+
+    /// Which builds are judged, as the summaries say it.
+    fn judged(&self) -> String {
+        match &self.popular {
+            Some(p) => format!("builds of repos other than {p}"),
+            None => "builds".into(),
+        }
     }
 }
 
@@ -32,9 +45,9 @@ impl Check for BuildStarts {
 
     fn check(&self, history: &History) -> CheckResult {
         let name = self.name();
-        let others: Vec<_> = history.build_streams().filter(|s| s.repo != self.popular).collect();
+        let others: Vec<_> = history.build_streams().filter(|s| self.popular.as_deref() != Some(s.repo.as_str())).collect();
         if others.is_empty() {
-            return CheckResult::unknown(&name, format!("no build request of a repo other than {} was recorded", self.popular));
+            return CheckResult::unknown(&name, format!("no request of the {} was recorded", self.judged()));
         }
         let waits: Vec<(String, Option<Duration>)> = others
             .iter()
@@ -53,18 +66,18 @@ impl Check for BuildStarts {
         let verdict = Verdict::from_ok(late.is_empty());
         let summary = if late.is_empty() {
             format!(
-                "all {} builds of repos other than {} started within {:.0}s of the request (slowest {:.1}s)",
+                "all {} {} started within {:.0}s of the request (slowest {:.1}s)",
                 waits.len(),
-                self.popular,
+                self.judged(),
                 self.within.as_secs_f64(),
                 worst
             )
         } else {
             format!(
-                "{} of {} builds of repos other than {} did not start within {:.0}s of the request: {}",
+                "{} of {} {} did not start within {:.0}s of the request: {}",
                 late.len(),
                 waits.len(),
-                self.popular,
+                self.judged(),
                 self.within.as_secs_f64(),
                 late.join(", ")
             )

@@ -127,23 +127,14 @@ pub(crate) fn all(groups: Vec<Vec<Entry>>) -> Vec<Entry> {
 /// `started`, its terminal phase (`ready`/`failed`) at a time, closed by the server at `closed`.
 pub(crate) fn stream(repo: &str, requested: f64, started: Option<f64>, terminal: Option<(&str, f64)>, closed: Option<f64>) -> Entry {
     use crate::observe::history::{BuildStreamRecord, PhaseAt};
-    let mut phases = vec![PhaseAt { phase: "waiting".into(), at: secs(requested) }];
+    let mut record = BuildStreamRecord::new(repo.into(), 0, secs(requested));
+    record.phases.push(PhaseAt { phase: "waiting".into(), at: secs(requested) });
     if let Some((phase, at)) = terminal {
-        phases.push(PhaseAt { phase: phase.into(), at: secs(at) });
+        record.phases.push(PhaseAt { phase: phase.into(), at: secs(at) });
+        record.terminal = Some(PhaseAt { phase: phase.into(), at: secs(at) });
     }
-    Entry {
-        at: secs(requested),
-        event: Event::BuildStream(BuildStreamRecord {
-            repo: repo.into(),
-            watcher: 0,
-            requested_at: secs(requested),
-            phases,
-            build_started_at: started.map(secs),
-            terminal: terminal.map(|(phase, at)| PhaseAt { phase: phase.into(), at: secs(at) }),
-            closed_at: closed.map(secs),
-            events: 2,
-            message: String::new(),
-            log_tail: Vec::new(),
-        }),
-    }
+    record.build_started_at = started.map(secs);
+    record.closed_at = closed.map(secs);
+    record.events = 2;
+    Entry { at: secs(requested), event: Event::BuildStream(record) }
 }

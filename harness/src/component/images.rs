@@ -268,7 +268,7 @@ impl ImageFactory {
     /// in use. The image must be runnable ([`ImageSpec::with_busybox`]). Returns the id.
     pub async fn keep_in_use(&self, image: &str, name: &str) -> anyhow::Result<String> {
         let config = container_config(image, &self.run_id);
-        let cname = format!("hubchaos-{}-{}", name, &hex::encode(Sha256::digest(self.run_id.as_bytes()))[..8]);
+        let cname = format!("hubchaos-{}-{}", name, crate::paths::short_run_id(&self.run_id));
         let id = self
             .api
             .create_container(&cname, &config)

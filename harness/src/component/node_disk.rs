@@ -25,7 +25,6 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use anyhow::{bail, Context};
-use sha2::{Digest, Sha256};
 
 use crate::backend::local::sweep::RunMarker;
 
@@ -65,8 +64,7 @@ impl NodeLayout {
     /// As [`new`](Self::new) with the short directory under `base` (tests).
     pub fn with_sock_base(run_dir: &Path, run_id: &str, base: &Path) -> Self {
         let dir = run_dir.join("node");
-        let short = hex::encode(&Sha256::digest(run_id.as_bytes())[..4]);
-        let sock_dir = base.join(short);
+        let sock_dir = base.join(crate::paths::short_run_id(run_id));
         Self {
             image_file: dir.join("data-root.img"),
             data_root: dir.join("data-root"),

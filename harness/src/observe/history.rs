@@ -115,6 +115,24 @@ pub struct BuildStreamRecord {
     pub log_tail: Vec<String>,
 }
 
+impl BuildStreamRecord {
+    /// A stream of `repo`'s `watcher` asked for at `requested_at`, nothing received yet.
+    pub fn new(repo: String, watcher: usize, requested_at: Duration) -> Self {
+        Self {
+            repo,
+            watcher,
+            requested_at,
+            phases: Vec::new(),
+            build_started_at: None,
+            terminal: None,
+            closed_at: None,
+            events: 0,
+            message: String::new(),
+            log_tail: Vec::new(),
+        }
+    }
+}
+
 /// A phase and when it arrived.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PhaseAt {

@@ -106,18 +106,7 @@ async fn follow(
     env: &Env,
     stop: &CancellationToken,
 ) -> BuildStreamRecord {
-    let mut record = BuildStreamRecord {
-        repo,
-        watcher,
-        requested_at,
-        phases: Vec::new(),
-        build_started_at: None,
-        terminal: None,
-        closed_at: None,
-        events: 0,
-        message: String::new(),
-        log_tail: Vec::new(),
-    };
+    let mut record = BuildStreamRecord::new(repo, watcher, requested_at);
     let response = tokio::select! {
         r = http.get(url).header("Accept", "text/event-stream").send() => r,
         _ = stop.cancelled() => return record,
@@ -196,18 +185,7 @@ mod tests {
     use super::*;
 
     fn record() -> BuildStreamRecord {
-        BuildStreamRecord {
-            repo: "fast".into(),
-            watcher: 0,
-            requested_at: Duration::from_secs(1),
-            phases: vec![],
-            build_started_at: None,
-            terminal: None,
-            closed_at: None,
-            events: 0,
-            message: String::new(),
-            log_tail: Vec::new(),
-        }
+        BuildStreamRecord::new("fast".into(), 0, Duration::from_secs(1))
     }
 
     #[test]

@@ -200,6 +200,11 @@ fn last_lines(text: &str, n: usize) -> String {
 /// image built here is used if it is cached.
 pub const NODE_IMAGE_VAR: &str = "HUBCHAOS_KIND_NODE_IMAGE";
 
+/// The image [`NODE_IMAGE_VAR`] names, if it names one.
+fn node_image_to_pull() -> Option<String> {
+    std::env::var(NODE_IMAGE_VAR).ok().filter(|v| !v.trim().is_empty())
+}
+
 /// The machine's programs and the pinned ones a cluster needs.
 #[derive(Debug, Clone)]
 pub struct Programs {
@@ -217,7 +222,7 @@ pub struct Programs {
 impl Programs {
     /// Only what is there already (no build): `None` names what is missing and how to get it.
     pub fn cached(home: &Path, pins: &KubePins) -> Result<Self, String> {
-        let pulled = std::env::var(NODE_IMAGE_VAR).ok().filter(|v| !v.trim().is_empty());
+        let pulled = node_image_to_pull();
         let tar = node_image::tar_path(home, pins);
         let node_tar = tar.is_file().then_some(tar.clone());
         if node_tar.is_none() && pulled.is_none() {
@@ -250,7 +255,7 @@ impl Programs {
             Ok(())
         })
         .await??;
-        if std::env::var(NODE_IMAGE_VAR).map_or(true, |v| v.trim().is_empty()) {
+        if node_image_to_pull().is_none() {
             node_image::ensure(home, pins).await?;
         }
         Self::cached(home, pins).map_err(|e| anyhow::anyhow!(e))

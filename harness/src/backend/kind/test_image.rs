@@ -23,9 +23,9 @@ pub fn reference(busybox: &[u8]) -> String {
     format!("hubchaos/busybox:{}", &hex::encode(Sha256::digest(busybox))[..12])
 }
 
-/// A root filesystem tar: `/bin/busybox` and the applets as links to it.
-pub fn rootfs_tar(busybox: &Path, to: &Path) -> anyhow::Result<()> {
-    let mut b = tar::Builder::new(std::fs::File::create(to)?);
+/// A root filesystem tar, written to `to`: `/bin/busybox` and the applets as links to it.
+pub fn rootfs_tar(busybox: &Path, to: impl std::io::Write) -> anyhow::Result<()> {
+    let mut b = tar::Builder::new(to);
     b.mode(tar::HeaderMode::Deterministic);
     let mut f = std::fs::File::open(busybox).with_context(|| format!("{} (Debian's busybox-static)", busybox.display()))?;
     let mut h = tar::Header::new_gnu();
@@ -68,7 +68,7 @@ pub fn save(dir: &Path, docker: impl Fn(&[&str]) -> anyhow::Result<String>) -> a
         return Ok((out, reference));
     }
     let rootfs = dir.join("test-image-rootfs.tar");
-    rootfs_tar(Path::new(BUSYBOX), &rootfs)?;
+    rootfs_tar(Path::new(BUSYBOX), std::fs::File::create(&rootfs)?)?;
     let r = rootfs.display().to_string();
     docker(&["import", "-c", "ENV PATH=/bin", "-c", r#"ENTRYPOINT ["/bin/sh"]"#, &r, &reference])?;
     let partial = out.with_extension("tar.partial");
@@ -95,7 +95,7 @@ mod tests {
         let bin = dir.path().join("busybox");
         std::fs::write(&bin, b"\x7fELF").unwrap();
         let t = dir.path().join("r.tar");
-        rootfs_tar(&bin, &t).unwrap();
+        rootfs_tar(&bin, std::fs::File::create(&t).unwrap()).unwrap();
         let mut a = tar::Archive::new(std::fs::File::open(&t).unwrap());
         let mut links = Vec::new();
         let mut found_binary = false;

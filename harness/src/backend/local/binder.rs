@@ -14,7 +14,7 @@ use anyhow::Context;
 
 use super::hub_stack::free_ports;
 use super::overrides::apply_recorded;
-use super::LocalBackend;
+use super::{BinderEnv, LocalBackend};
 use crate::backend::kind::test_image::{reference, rootfs_tar, BUSYBOX};
 use crate::component::binderhub::{running_units, spec, BinderLayout, BinderOptions, BinderSettings};
 use crate::component::docker_api::{bytes_body, DockerApi};
@@ -22,12 +22,6 @@ use crate::component::sample_repos::make_repos;
 use crate::env::{BinderEndpoints, Env};
 use crate::fault::DeployPlan;
 use crate::paths::fixtures_dir;
-
-/// 8 hex digits naming the run in image names and repo links.
-fn short_id(run_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(run_id.as_bytes()))[..8].to_string()
-}
 
 /// `$HUBCHAOS_HOME/binder-repos/<short>` -> `repo_dir`, after removing the links of runs whose
 /// repos are gone (a run killed before its cleanup).
@@ -59,9 +53,8 @@ pub async fn deploy_binder(
     plan: &DeployPlan,
 ) -> anyhow::Result<BinderHandle> {
     let started = Instant::now();
-    let toolchain =
-        local.binder_toolchain.as_ref().context("BinderHub's environment was not prepared: the scenario must need `binderhub`")?;
-    let buildx = local.buildx.as_ref().context("the buildx plugin was not prepared: the scenario must need `binderhub`")?;
+    let BinderEnv { toolchain, buildx } =
+        local.binder_env.as_ref().context("BinderHub's environment was not prepared: the scenario must need `binderhub`")?;
     let layout = BinderLayout::new(&env.run_dir);
 
     // The base image every sample repo builds FROM.
@@ -69,21 +62,17 @@ pub async fn deploy_binder(
     let busybox =
         std::fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX}: install Debian's busybox-static (`make deps` does)"))?;
     let base = reference(&busybox);
-    let tar_path = layout.dir.join("base-rootfs.tar");
-    std::fs::create_dir_all(&layout.dir)?;
-    rootfs_tar(Path::new(BUSYBOX), &tar_path)?;
+    let mut rootfs = Vec::with_capacity(busybox.len() + (64 << 10));
+    rootfs_tar(Path::new(BUSYBOX), &mut rootfs)?;
     let (repo, tag) = base.split_once(':').context("the base image reference has a tag")?;
-    api.import(repo, tag, &["ENV PATH=/bin".to_string()], bytes_body(std::fs::read(&tar_path)?))
-        .await
-        .context("importing the sample repos' base image")?;
-    std::fs::remove_file(&tar_path)?;
+    api.import(repo, tag, &["ENV PATH=/bin".to_string()], bytes_body(rootfs)).await.context("importing the sample repos' base image")?;
 
     // The repos live in the run dir; BinderHub gets them through a short link, because it
     // names images after the repo's URL and docker refuses names over 255 characters (seen:
     // every build of a repo deep in a run dir failed with "repository name must not be more
     // than 255 characters" before it started).
     let repo_dir = layout.dir.join("repos");
-    let short = short_id(&env.run_id);
+    let short = crate::paths::short_run_id(&env.run_id);
     let link = short_repo_link(&crate::paths::hubchaos_home(), &short, &repo_dir)?;
     let unlink = link.clone();
     env.cleanup.push("remove the link to the sample repos", Box::pin(async move { Ok(std::fs::remove_file(&unlink)?) }));
@@ -135,6 +124,6 @@ pub async fn deploy_binder(
     let url = format!("http://127.0.0.1:{port}");
     let repos: BTreeMap<String, String> = options.repos.iter().map(|r| r.name.clone()).zip(urls).collect();
     env.set_binder(BinderEndpoints { url: url.clone(), repos });
-    env.recorder.phase("binder-deployed", format!("{{\"ready_s\": {:.2}}}", started.elapsed().as_secs_f64()));
+    env.recorder.phase("binder-deployed", serde_json::json!({ "ready_s": started.elapsed().as_secs_f64() }).to_string());
     Ok(BinderHandle { url })
 }

@@ -86,19 +86,14 @@ impl BackendKind for Local {
             eprintln!("hubchaos: {}", swept.describe());
         }
         let toolchain = ensure_toolchain(ctx.profile.as_ref(), ctx.progress).await.map_err(BackendError::Deploy)?;
-        let binder = if needs.binderhub {
+        let binder_env = if needs.binderhub {
             Some(ensure_binder(ctx.profile.as_ref(), ctx.progress).await.map_err(BackendError::Deploy)?)
         } else {
             None
         };
         let marker = RunMarker::create(&ctx.run_id, &ctx.run_dir)
             .map_err(|e| BackendError::Deploy(anyhow::anyhow!("writing the run marker: {e}")))?;
-        let mut backend = LocalBackend::new(ctx, toolchain, marker);
-        if let Some((toolchain, buildx)) = binder {
-            backend.binder_toolchain = Some(toolchain);
-            backend.buildx = Some(buildx);
-        }
-        Ok(Arc::new(backend))
+        Ok(Arc::new(LocalBackend { binder_env, ..LocalBackend::new(ctx, toolchain, marker) }))
     }
 }
 
@@ -112,24 +107,31 @@ fn typed(e: anyhow::Error) -> BackendError {
     }
 }
 
-/// The pinned components' environment, with the profile's pin overrides.
-pub async fn ensure_toolchain(profile: Option<&Profile>, progress: bool) -> anyhow::Result<Toolchain> {
+/// The repository's pins with the profile's pin overrides.
+fn pins(profile: Option<&Profile>) -> anyhow::Result<Pins> {
     let base = Pins::load_default()?;
-    let pins = match profile {
+    Ok(match profile {
         Some(p) => p.pins(&base),
         None => base,
-    };
+    })
+}
+
+/// The pinned components' environment, with the profile's pin overrides.
+pub async fn ensure_toolchain(profile: Option<&Profile>, progress: bool) -> anyhow::Result<Toolchain> {
+    let pins = pins(profile)?;
     Ok(tokio::task::spawn_blocking(move || Toolchain::ensure(&pins, EnsureOptions { progress })).await??)
 }
 
-/// BinderHub's environment (the pinned components, repo2docker and the user's BinderHub) and
-/// the buildx plugin repo2docker needs.
-pub async fn ensure_binder(profile: Option<&Profile>, progress: bool) -> anyhow::Result<(Toolchain, PathBuf)> {
-    let base = Pins::load_default()?;
-    let pins = match profile {
-        Some(p) => p.pins(&base),
-        None => base,
-    };
+/// What BinderHub runs with: its environment (the pinned components, repo2docker and the
+/// user's BinderHub) and the buildx plugin repo2docker needs.
+pub struct BinderEnv {
+    pub toolchain: Toolchain,
+    pub buildx: PathBuf,
+}
+
+/// Install (or find) the [`BinderEnv`].
+pub async fn ensure_binder(profile: Option<&Profile>, progress: bool) -> anyhow::Result<BinderEnv> {
+    let pins = pins(profile)?;
     let binderhub = crate::component::binderhub::binderhub_from_env().context(crate::component::binderhub::HOW_TO_PROVIDE)?;
     let buildx_version =
         pins.binder.as_ref().map(|b| b.buildx.clone()).context("the pins have no `binder` section (fixtures/pins.yaml)")?;
@@ -137,7 +139,7 @@ pub async fn ensure_binder(profile: Option<&Profile>, progress: bool) -> anyhow:
     tokio::task::spawn_blocking(move || {
         let toolchain = Toolchain::ensure(&pins, EnsureOptions { progress })?;
         let buildx = crate::backend::kind::engine::ensure_buildx(&crate::paths::hubchaos_home(), &buildx_version)?;
-        anyhow::Ok((toolchain, buildx))
+        anyhow::Ok(BinderEnv { toolchain, buildx })
     })
     .await?
 }
@@ -150,8 +152,7 @@ pub struct LocalBackend {
     marker: Arc<Mutex<RunMarker>>,
     toolchain: Toolchain,
     /// BinderHub's environment and the buildx plugin (scenarios that need `binderhub`).
-    binder_toolchain: Option<Toolchain>,
-    buildx: Option<PathBuf>,
+    binder_env: Option<BinderEnv>,
     binder: OnceLock<binder::BinderHandle>,
     profile: Option<Profile>,
     /// The culler's hub token: only the local culler (an external process) needs it.
@@ -171,8 +172,7 @@ impl LocalBackend {
             supervisor,
             marker,
             toolchain,
-            binder_toolchain: None,
-            buildx: None,
+            binder_env: None,
             binder: OnceLock::new(),
             profile: ctx.profile,
             culler_token: OnceLock::new(),
