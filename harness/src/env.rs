@@ -108,8 +108,11 @@ pub struct Env {
 pub struct BinderEndpoints {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
-    /// Each sample repo's name and its `file://` URL.
-    pub repos: std::collections::BTreeMap<String, String>,
+    /// Each sample repo's name and the path that asks BinderHub to build it
+    /// (`/build/<provider>/<spec>/main?build_only=true`).
+    pub builds: std::collections::BTreeMap<String, String>,
+    /// The GitHub API stand-in BinderHub resolves refs with, when the repos come from "GitHub".
+    pub github_api: Option<std::sync::Arc<crate::component::github_api::GitHubApi>>,
 }
 
 impl Env {

@@ -48,21 +48,24 @@ pub mod prelude {
     pub use std::time::Duration;
 
     pub use crate::backend::kind::pools::{NO_SSD, SSD};
-    pub use crate::check::{BuildFailureCause, BuildOutcomes, BuildStarts, BuildsInFlight, GaugeSettles, StreamsClose};
+    pub use crate::check::{
+        BuildFailureCause, BuildLeftovers, BuildOutcomes, BuildStarts, BuildsInFlight, BuiltReposLaunch, GaugeSettles, StreamsClose,
+    };
     pub use crate::check::{
         Check, ComponentUp, Convergence, Direction, DiskBelow, ErrorClass, ErrorResponses, FailureReason, ImagesSpared, LatencyCeiling,
         LeakSlope, NoDeletion, NoProtectedUserHarmed, RateCeiling, Recovery, Restarts, ReturnsToBaseline, WastedRequests,
     };
     pub use crate::check::{DiskPressure, EvictionsCarryReason, OpsSucceed, PoolUntouched};
-    pub use crate::component::binderhub::{BinderOptions, BuildExecutor};
+    pub use crate::component::binderhub::{BinderOptions, BuildExecutor, RepoSource, BINDERHUB};
     pub use crate::component::culler::CullerOptions;
+    pub use crate::component::dockerd::DOCKERD;
     pub use crate::component::hub::HubOptions;
     pub use crate::component::image_cleaner::CleanerOptions;
     pub use crate::component::images::ImageSpec;
     pub use crate::component::node::NodeOptions;
     pub use crate::component::sample_repos::{RepoKind, SampleRepo};
     pub use crate::fault::accumulate_users::{ADMIN, NEVER_STARTED, RUNNING_ACTIVE, RUNNING_IDLE, STOPPED};
-    pub use crate::fault::{AccumulateUsers, FloodApi, KillProcess, PauseProcess, Schedule, Scheduled};
+    pub use crate::fault::{AccumulateUsers, FloodApi, GitHubApiFault, KillProcess, PauseProcess, Schedule, Scheduled};
     pub use crate::fault::{AddPool, AddonDown, DeletePodsOnPool, KubeletEvictionOff, TaintPool};
     pub use crate::fault::{FillDisk, LeakyHook, Misconfigure, WipeCache};
     pub use crate::fault::{MaskErrors, RemoveImagesInUse};

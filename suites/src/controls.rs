@@ -6,7 +6,7 @@
 use hubchaos::prelude::*;
 
 use crate::culler::{culler_2018, culler_replay, SETTLE};
-use crate::{cleaner, hub, node, spawn};
+use crate::{binder, cleaner, hub, node, spawn};
 
 fn small_accumulation() -> AccumulateUsers {
     AccumulateUsers { never_started: 40, stopped: 253, running_idle: 3, running_active: 2, admins: 2, settle: SETTLE, ..Default::default() }
@@ -356,5 +356,93 @@ pub fn coredns_down_is_caught() -> Scenario {
     // In `make test-chaos BACKEND=kind`, not `make test` (its time budget).
     s.long = true;
     s.expect = Expectation::fail_on(&["dns"], "coredns is down");
+    s
+}
+
+/// Negative control for `build-outcomes`: BinderHub started with the build node's `DOCKER_HOST`
+/// without `unix://` (the 2018 cleaner's mistake, on the build node). Every request fails at
+/// "is the image built?"; the streams still end and close, and nothing is built or left.
+pub fn build_node_docker_host_is_caught() -> Scenario {
+    let requests = (1..=3).map(|i| BuildRequest::one(&format!("fast-{i}"), Duration::from_secs(i as u64))).collect();
+    let repos = (1..=3).map(|i| SampleRepo::new(&format!("fast-{i}"), RepoKind::Fast)).collect();
+    let mut s = binder::binder_on_a_node(
+        "controls",
+        "build_node_docker_host_is_caught",
+        "Negative control for build-outcomes: BinderHub's DOCKER_HOST lacks unix:// (as the image cleaner's \
+         did in 2018), so no repo can be looked up or built.",
+        BuildExecutor::Unit,
+        repos,
+        requests,
+        None,
+    );
+    s.duration = Duration::from_secs(20);
+    s.faults.push(Scheduled::new(Misconfigure::docker_host_without_scheme(BINDERHUB), Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["build-outcomes"], "BinderHub cannot reach the build node's dockerd: every build fails");
+    s
+}
+
+/// Negative control for `build-start`: the build node's dockerd hangs (SIGSTOP) for 15 s just
+/// before the first request. BinderHub asks it whether each image exists, so no build starts
+/// until it answers again; then every build runs and ends as in fast_repos_build.
+pub fn build_node_hung_is_caught() -> Scenario {
+    let mut s = binder::fast_repos(
+        "controls",
+        "build_node_hung_is_caught",
+        "Negative control for build-start: the build node's docker daemon is paused for 15 s as the first \
+         repos are asked for.",
+    );
+    s.faults.push(Scheduled::new(PauseProcess::of(DOCKERD), Schedule::at(Duration::from_millis(500)).held_for(Duration::from_secs(15))));
+    s.duration = Duration::from_secs(40);
+    s.expect = Expectation::fail_on(&["build-start"], "the build node's dockerd does not answer for 15 s");
+    s
+}
+
+/// Negative control for `builds-in-flight`: the cache-wipe herd on a BinderHub whose
+/// concurrent_build_limit is 4 where the build node was sized (and the check told) 2.
+pub fn build_limit_raised_is_caught() -> Scenario {
+    let mut s = binder::cache_wipe(
+        "controls",
+        "build_limit_raised_is_caught",
+        "Negative control for builds-in-flight: BinderHub's concurrent_build_limit is 4 on a build node \
+         sized for 2; the herd after a cache wipe runs up to 4 builds at once.",
+        BuildExecutor::Unit,
+    );
+    if let Some(b) = s.deploy.binder.as_mut() {
+        b.concurrent_build_limit = 4;
+    }
+    s.expect = Expectation::fail_on(&["builds-in-flight"], "BinderHub is allowed twice the builds the node takes");
+    s
+}
+
+/// Negative control for `failure-cause`: the large repo's build on the 300 MB disk discards its
+/// own error output, so it fails saying only its exit code. (Its stream stays open and the
+/// gauge up, as every failed build's at BinderHub's main: missing_ssd_build_node.)
+pub fn quiet_build_failure_is_caught() -> Scenario {
+    let mut s = binder::small_build_disk(
+        "controls",
+        "quiet_build_failure_is_caught",
+        "Negative control for failure-cause: a build that fills the small build disk but throws its error \
+         output away; nothing the user sees says \"no space left on device\".",
+        RepoKind::Large { mb: 400, quiet: true },
+    );
+    s.expect = Expectation::fail_on(
+        &["failure-cause:large", "streams-close", "settles:binderhub_inprogress_builds"],
+        "the build's cause is discarded (failure-cause); streams-close and the gauge fail as in \
+         missing_ssd_build_node (BinderHub main: a failed build's stream is never closed)",
+    );
+    s
+}
+
+/// Negative control for `build-leftovers`: build units that write their checkouts to the build
+/// node's own temp dir (as build pods with /tmp on a hostPath would), so every build leaves one.
+pub fn build_tmp_kept_is_caught() -> Scenario {
+    let mut s = binder::fast_repos(
+        "controls",
+        "build_tmp_kept_is_caught",
+        "Negative control for build-leftovers: the build units share BinderHub's TMPDIR instead of one of \
+         their own, so repo2docker's checkouts (--no-clean) stay after every build.",
+    );
+    s.faults.push(Scheduled::new(Misconfigure::env(BINDERHUB, "HUBCHAOS_UNIT_TMP", "shared"), Schedule::throughout()));
+    s.expect = Expectation::fail_on(&["build-leftovers"], "every build leaves its checkout");
     s
 }

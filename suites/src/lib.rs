@@ -60,6 +60,12 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         binder::missing_ssd_build_node,
         binder::cache_wipe_herd,
         binder::cache_wipe_herd_local_executor,
+        binder::github_api_down,
+        controls::build_node_docker_host_is_caught,
+        controls::build_node_hung_is_caught,
+        controls::build_limit_raised_is_caught,
+        controls::quiet_build_failure_is_caught,
+        controls::build_tmp_kept_is_caught,
     ]
 }
 

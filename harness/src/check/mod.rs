@@ -1,9 +1,11 @@
 //! Checks: pure functions of a recorded [`History`](crate::observe::history::History), one per
 //! file, each unit-tested on synthetic histories.
 
+pub mod build_leftovers;
 pub mod build_outcomes;
 pub mod build_start;
 pub mod builds_in_flight;
+pub mod built_repos_launch;
 pub mod component_up;
 pub mod convergence;
 pub mod disk_below;
@@ -30,9 +32,11 @@ pub(crate) mod testkit;
 pub mod verdict;
 pub mod wasted_requests;
 
+pub use build_leftovers::BuildLeftovers;
 pub use build_outcomes::BuildOutcomes;
 pub use build_start::BuildStarts;
 pub use builds_in_flight::BuildsInFlight;
+pub use built_repos_launch::BuiltReposLaunch;
 pub use component_up::ComponentUp;
 pub use convergence::{Convergence, Direction};
 pub use disk_below::DiskBelow;

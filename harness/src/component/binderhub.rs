@@ -65,10 +65,23 @@ impl BuildExecutor {
     }
 }
 
+/// Where BinderHub finds the sample repos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RepoSource {
+    /// `/build/git/<file:// URL>/main`: `GitRepoProvider` resolves the ref with `git ls-remote`.
+    Git,
+    /// `/build/gh/hubchaos/<repo>/main`: `GitHubRepoProvider` resolves the ref through the GitHub
+    /// API (the stand-in, [`crate::component::github_api`]) and repo2docker clones from
+    /// `https://github.com/`, redirected to the local repos.
+    GitHub,
+}
+
 /// What a scenario decides about BinderHub.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BinderOptions {
     pub executor: BuildExecutor,
+    pub source: RepoSource,
     /// `BinderHub.concurrent_build_limit`; its build pool has twice as many threads.
     pub concurrent_build_limit: u32,
     /// How long BinderHub may take to answer `/versions` after it starts.
@@ -82,7 +95,13 @@ impl Default for BinderOptions {
     /// Build pods, and a pool small enough that a handful of watchers fills it (upstream's
     /// default limit is 32: 64 threads).
     fn default() -> Self {
-        Self { executor: BuildExecutor::Unit, concurrent_build_limit: 2, ready_within: Duration::from_secs(30), repos: Vec::new() }
+        Self {
+            executor: BuildExecutor::Unit,
+            source: RepoSource::Git,
+            concurrent_build_limit: 2,
+            ready_within: Duration::from_secs(30),
+            repos: Vec::new(),
+        }
     }
 }
 
@@ -95,6 +114,9 @@ pub struct BinderSettings {
     pub image_prefix: String,
     pub hub_url: String,
     pub repo2docker_config: PathBuf,
+    /// `GitHubRepoProvider.api_base_path` (the stand-in), for [`RepoSource::GitHub`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github_api: Option<String>,
     pub rate_limit: u32,
     /// Labels every built image carries (`hubchaos.run=<run id>`: the run's faults and sweeps
     /// find them).

@@ -2,6 +2,7 @@ pub mod binderhub;
 pub mod culler;
 pub mod docker_api;
 pub mod dockerd;
+pub mod github_api;
 pub mod hub;
 pub mod hub_api;
 pub mod image_cleaner;

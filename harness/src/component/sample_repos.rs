@@ -7,6 +7,7 @@
 //! - fast: one instant step;
 //! - slow: a step that prints its progress every second for `seconds`;
 //! - large: a step that writes `mb` MiB (fills a small build disk: "no space left on device");
+//!   `quiet`, its error output discarded (a build that fails saying only its exit code);
 //! - broken: a step that fails.
 
 use std::path::Path;
@@ -20,7 +21,7 @@ use anyhow::{bail, Context};
 pub enum RepoKind {
     Fast,
     Slow { seconds: u32 },
-    Large { mb: u32 },
+    Large { mb: u32, quiet: bool },
     Broken,
 }
 
@@ -43,7 +44,9 @@ impl SampleRepo {
             RepoKind::Slow { seconds } => {
                 format!("RUN for i in $(seq 1 {seconds}); do echo \"{} step $i/{seconds}\"; sleep 1; done", self.name)
             }
-            RepoKind::Large { mb } => format!("RUN dd if=/dev/zero of=/large bs=1048576 count={mb}"),
+            RepoKind::Large { mb, quiet } => {
+                format!("RUN dd if=/dev/zero of=/large bs=1048576 count={mb}{}", if quiet { " 2>/dev/null" } else { "" })
+            }
             RepoKind::Broken => format!("RUN echo '{} cannot build'; exit 3", self.name),
         };
         // The name goes in a label: two repos of the same kind must not share a cached build.
@@ -73,6 +76,15 @@ pub fn make_repos(dir: &Path, repos: &[SampleRepo], base: &str) -> anyhow::Resul
     Ok(urls)
 }
 
+/// The sha of `main` in the bare repo `bare`.
+pub fn main_sha(bare: &Path) -> anyhow::Result<String> {
+    let out = Command::new("git").arg("--git-dir").arg(bare).args(["rev-parse", "main"]).output().context("running git rev-parse")?;
+    if !out.status.success() {
+        bail!("git rev-parse main in {} failed: {}", bare.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 fn path_str(p: &Path) -> anyhow::Result<String> {
     p.to_str().map(str::to_string).with_context(|| format!("{} is not UTF-8", p.display()))
 }
@@ -99,7 +111,8 @@ mod tests {
     fn each_kind_builds_as_it_says() {
         let base = "hubchaos/busybox:abc";
         assert!(SampleRepo::new("s", RepoKind::Slow { seconds: 30 }).dockerfile(base).contains("seq 1 30"));
-        assert!(SampleRepo::new("l", RepoKind::Large { mb: 400 }).dockerfile(base).contains("count=400"));
+        assert!(SampleRepo::new("l", RepoKind::Large { mb: 400, quiet: false }).dockerfile(base).contains("count=400\n"));
+        assert!(SampleRepo::new("l", RepoKind::Large { mb: 400, quiet: true }).dockerfile(base).contains("count=400 2>/dev/null\n"));
         assert!(SampleRepo::new("b", RepoKind::Broken).dockerfile(base).contains("exit 3"));
         assert!(SampleRepo::new("f", RepoKind::Fast).dockerfile(base).starts_with("FROM hubchaos/busybox:abc\n"));
     }
@@ -111,6 +124,8 @@ mod tests {
         assert_eq!(urls, [format!("file://{}", dir.join("fast-1.git").display())]);
         let out = Command::new("git").args(["ls-remote", &urls[0], "main"]).output().unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("refs/heads/main"), "{out:?}");
+        let sha = main_sha(&dir.join("fast-1.git")).unwrap();
+        assert!(sha.len() == 40 && String::from_utf8_lossy(&out.stdout).starts_with(&sha), "{sha} {out:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

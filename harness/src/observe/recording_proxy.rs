@@ -424,7 +424,7 @@ async fn forward(mut req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBod
         }
     }
     strip_hop_by_hop(resp.headers_mut(), false);
-    resp.map(|body| ProxyBody { kind: Kind::Stream { inner: body, guard: Some(guard) } })
+    resp.map(|body| ProxyBody { kind: Kind::Stream { inner: Box::new(body), guard: Some(guard) } })
 }
 
 fn bad_gateway(upstream_name: &str, error: &hyper_util::client::legacy::Error) -> Response<ProxyBody> {
@@ -546,7 +546,8 @@ pub struct ProxyBody {
 }
 
 enum Kind {
-    Stream { inner: Incoming, guard: Option<RecordGuard> },
+    // Boxed: with hyper's HTTP/2 support in the tree (wiremock's), `Incoming` is ~250 bytes.
+    Stream { inner: Box<Incoming>, guard: Option<RecordGuard> },
     Full(Option<Bytes>),
 }
 
@@ -564,7 +565,7 @@ impl Body for ProxyBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match &mut self.get_mut().kind {
             Kind::Stream { inner, guard } => {
-                let frame = ready!(Pin::new(&mut *inner).poll_frame(cx));
+                let frame = ready!(Pin::new(&mut **inner).poll_frame(cx));
                 let done = match &frame {
                     None | Some(Err(_)) => true,
                     Some(Ok(_)) => inner.is_end_stream(),

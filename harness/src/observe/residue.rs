@@ -31,6 +31,11 @@ pub const RESIDUE: &str = "residue";
 pub const HOME_DIRS: &str = "home_dirs";
 /// Label of jupyter-server runtime files (`jpserver-*`) under the users' homes.
 pub const RUNTIME_FILES: &str = "runtime_files";
+/// Label of the entries of BinderHub's and its builds' `TMPDIR` (repo2docker checkouts, build
+/// units' own directories).
+pub const BINDER_TMP: &str = "binder_tmp";
+/// Label of the build units still running (the unit executor's marker files).
+pub const BUILD_UNITS: &str = "build_units";
 
 /// One watched directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +114,12 @@ impl ResidueSampler {
             ],
             every,
         }
+    }
+
+    /// What BinderHub's builds leave: the entries of its `TMPDIR` and the build units still
+    /// running ([`crate::component::binderhub::BinderLayout`]).
+    pub fn binder(layout: &crate::component::binderhub::BinderLayout, every: Duration) -> Self {
+        Self { dirs: vec![ResidueDir::entries(BINDER_TMP, &layout.tmp), ResidueDir::entries(BUILD_UNITS, &layout.units)], every }
     }
 
     /// Add a watched directory.

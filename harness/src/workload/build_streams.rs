@@ -1,5 +1,5 @@
 //! `build-streams`: watchers of BinderHub builds, as browsers on mybinder.org are. Each opens
-//! `GET /build/git/<repo>/main?build_only=true` with `Accept: text/event-stream` (exactly that:
+//! `GET /build/git/<repo>/main?build_only=true` (or `/build/gh/…`) with `Accept: text/event-stream` (exactly that:
 //! BinderHub splits the header on `;`, so `text/event-stream, */*` is refused) at its time in
 //! the window, reads the stream until BinderHub closes it or the run ends, and is recorded as
 //! one [`BuildStreamRecord`]: every change of phase with when it arrived, when the build itself
@@ -70,9 +70,11 @@ impl Workload for BuildStreams {
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
         let mut watchers = futures::stream::FuturesUnordered::new();
         for request in &self.requests {
-            let url =
-                binder.repos.get(&request.repo).ok_or_else(|| anyhow::anyhow!("build-streams: no sample repo named {:?}", request.repo))?;
-            let full = format!("{}{}", binder.url, crate::component::binderhub::build_path(url, "main"));
+            let path = binder
+                .builds
+                .get(&request.repo)
+                .ok_or_else(|| anyhow::anyhow!("build-streams: no sample repo named {:?}", request.repo))?;
+            let full = format!("{}{path}", binder.url);
             for watcher in 0..request.watchers {
                 let (http, full, stop) = (http.clone(), full.clone(), stop.clone());
                 let at = request.at + request.spacing * watcher as u32;

@@ -16,9 +16,10 @@ use super::hub_stack::free_ports;
 use super::overrides::apply_recorded;
 use super::{BinderEnv, LocalBackend};
 use crate::backend::kind::test_image::{reference, rootfs_tar, BUSYBOX};
-use crate::component::binderhub::{running_units, spec, BinderLayout, BinderOptions, BinderSettings};
+use crate::component::binderhub::{build_path, running_units, spec, BinderLayout, BinderOptions, BinderSettings, RepoSource};
 use crate::component::docker_api::{bytes_body, DockerApi};
-use crate::component::sample_repos::make_repos;
+use crate::component::github_api::{gh_build_path, git_redirect_env, GitHubApi};
+use crate::component::sample_repos::{main_sha, make_repos};
 use crate::env::{BinderEndpoints, Env};
 use crate::fault::DeployPlan;
 use crate::paths::fixtures_dir;
@@ -78,7 +79,23 @@ pub async fn deploy_binder(
     env.cleanup.push("remove the link to the sample repos", Box::pin(async move { Ok(std::fs::remove_file(&unlink)?) }));
     let (repos, b, d) = (options.repos.clone(), base.clone(), repo_dir.clone());
     tokio::task::spawn_blocking(move || make_repos(&d, &repos, &b)).await??;
-    let urls: Vec<String> = options.repos.iter().map(|r| format!("file://{}/{}.git", link.display(), r.name)).collect();
+    // The path that asks BinderHub for each repo; from "GitHub", through the API stand-in.
+    let (builds, github_api) = match options.source {
+        RepoSource::Git => {
+            let builds =
+                options.repos.iter().map(|r| (r.name.clone(), build_path(&format!("file://{}/{}.git", link.display(), r.name), "main")));
+            (builds.collect::<BTreeMap<_, _>>(), None)
+        }
+        RepoSource::GitHub => {
+            let mut shas = BTreeMap::new();
+            for r in &options.repos {
+                shas.insert(r.name.clone(), main_sha(&repo_dir.join(format!("{}.git", r.name)))?);
+            }
+            let api = GitHubApi::start(shas, env.recorder.clone()).await;
+            let builds = options.repos.iter().map(|r| (r.name.clone(), gh_build_path(&r.name, "main")));
+            (builds.collect(), Some(std::sync::Arc::new(api)))
+        }
+    };
 
     let [port] = free_ports::<1>()?;
     let settings = BinderSettings {
@@ -89,6 +106,7 @@ pub async fn deploy_binder(
         // Never contacted: the scenarios build only (`?build_only=true`).
         hub_url: "http://127.0.0.1:9/".into(),
         repo2docker_config: layout.repo2docker_config.clone(),
+        github_api: github_api.as_ref().map(|a| a.uri()),
         rate_limit: 0,
         labels: [(crate::component::images::RUN_LABEL.to_string(), env.run_id.clone())].into(),
     };
@@ -102,6 +120,9 @@ pub async fn deploy_binder(
         port,
         options.ready_within,
     );
+    if github_api.is_some() {
+        component.command.env.extend(git_redirect_env(&link));
+    }
     apply_recorded(&mut component, local.profile.as_ref(), plan, &env.recorder);
     // Build units run in process groups of their own (as pods outlive a watcher): whatever
     // still runs at teardown is ended, and counted, with the rest of the run's leftovers.
@@ -122,8 +143,7 @@ pub async fn deploy_binder(
     local.supervisor.deploy(component).await?;
 
     let url = format!("http://127.0.0.1:{port}");
-    let repos: BTreeMap<String, String> = options.repos.iter().map(|r| r.name.clone()).zip(urls).collect();
-    env.set_binder(BinderEndpoints { url: url.clone(), repos });
+    env.set_binder(BinderEndpoints { url: url.clone(), builds, github_api });
     env.recorder.phase("binder-deployed", serde_json::json!({ "ready_s": started.elapsed().as_secs_f64() }).to_string());
     Ok(BinderHandle { url })
 }

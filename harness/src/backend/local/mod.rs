@@ -258,6 +258,8 @@ impl Backend for LocalBackend {
             tasks.push(Box::pin(metrics.run(env.recorder.clone(), env.samples.clone(), stop.clone())));
             let builds = crate::observe::builds::BuildsSampler { run_id: self.run_id.clone(), every };
             tasks.push(Box::pin(builds.run(env.recorder.clone(), env.samples.clone(), stop.clone())));
+            let layout = crate::component::binderhub::BinderLayout::new(&env.run_dir);
+            tasks.push(Box::pin(ResidueSampler::binder(&layout, every).run(env.recorder.clone(), env.samples.clone(), stop.clone())));
         }
         if env.hub().is_ok() {
             tasks.push(Box::pin(ResidueSampler::local_hub(&self.run_dir, every).run(
