@@ -16,7 +16,7 @@ use super::hub_stack::free_ports;
 use super::overrides::apply_recorded;
 use super::{BinderEnv, LocalBackend};
 use crate::backend::kind::test_image::{reference, rootfs_tar, BUSYBOX};
-use crate::component::binderhub::{running_units, spec, BinderLayout, BinderOptions, BinderSettings};
+use crate::component::binderhub::{deployed_detail, running_units, spec, BinderLayout, BinderOptions, BinderSettings, BINDER_DEPLOYED};
 use crate::component::docker_api::{bytes_body, DockerApi};
 use crate::component::sample_repos::make_repos;
 use crate::env::{BinderEndpoints, Env};
@@ -124,6 +124,6 @@ pub async fn deploy_binder(
     let url = format!("http://127.0.0.1:{port}");
     let repos: BTreeMap<String, String> = options.repos.iter().map(|r| r.name.clone()).zip(urls).collect();
     env.set_binder(BinderEndpoints { url: url.clone(), repos });
-    env.recorder.phase("binder-deployed", serde_json::json!({ "ready_s": started.elapsed().as_secs_f64() }).to_string());
+    env.recorder.phase(BINDER_DEPLOYED, deployed_detail(started.elapsed().as_secs_f64(), options.concurrent_build_limit));
     Ok(BinderHandle { url })
 }
