@@ -49,10 +49,7 @@ impl Check for BuildStarts {
         if others.is_empty() {
             return CheckResult::unknown(&name, format!("no request of the {} was recorded", self.judged()));
         }
-        let waits: Vec<(String, Option<Duration>)> = others
-            .iter()
-            .map(|s| (format!("{}#{}", s.repo, s.watcher), s.build_started_at.map(|t| t.saturating_sub(s.requested_at))))
-            .collect();
+        let waits: Vec<(String, Option<Duration>)> = others.iter().map(|s| (s.name(), s.queue_wait())).collect();
         let late: Vec<String> = waits
             .iter()
             .filter(|(_, w)| w.is_none_or(|w| w > self.within))

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use crate::check::verdict::{Check, CheckResult, Verdict};
+use crate::component::binderhub::BINDERHUB;
+use crate::observe::builds::INPROGRESS_BUILDS;
 use crate::observe::history::History;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -22,7 +24,7 @@ pub struct GaugeSettles {
 impl GaugeSettles {
     /// `binderhub_inprogress_builds` back to 0 within `within` of the last build's end.
     pub fn inprogress_builds(within: Duration) -> Self {
-        Self { component: "binderhub".into(), metric: "binderhub_inprogress_builds".into(), idle: 0.0, within }
+        Self { component: BINDERHUB.into(), metric: INPROGRESS_BUILDS.into(), idle: 0.0, within }
     }
 }
 

@@ -26,9 +26,32 @@ use serde::Serialize;
 use crate::backend::local::command::CommandSpec;
 use crate::backend::local::spec::{ComponentSpec, Readiness, RestartPolicy};
 use crate::component::sample_repos::SampleRepo;
+use crate::observe::history::{Event, History};
 
 /// The component name (and the prefix of its metrics: `binderhub_*`).
 pub const BINDERHUB: &str = "binderhub";
+
+/// The phase recorded once BinderHub answers. Its detail is JSON: `ready_s`, and the
+/// `concurrent_build_limit` it runs with, so that a report drawn from the history alone (or
+/// redrawn later from `history.jsonl`) can show the limit.
+pub const BINDER_DEPLOYED: &str = "binder-deployed";
+
+/// The detail of the [`BINDER_DEPLOYED`] phase.
+pub fn deployed_detail(ready_s: f64, concurrent_build_limit: u32) -> String {
+    serde_json::json!({ "ready_s": ready_s, "concurrent_build_limit": concurrent_build_limit }).to_string()
+}
+
+/// The `concurrent_build_limit` BinderHub ran with, from its [`BINDER_DEPLOYED`] phase; `None`
+/// for a run without BinderHub, or one recorded before the phase carried the limit.
+pub fn recorded_build_limit(history: &History) -> Option<u32> {
+    history.entries.iter().find_map(|e| match &e.event {
+        Event::Phase(p) if p.name == BINDER_DEPLOYED => {
+            let detail: serde_json::Value = serde_json::from_str(&p.detail).ok()?;
+            detail.get("concurrent_build_limit")?.as_u64()?.try_into().ok()
+        }
+        _ => None,
+    })
+}
 
 /// The environment variable naming the BinderHub to test.
 pub const BINDERHUB_ENV: &str = "HUBCHAOS_BINDERHUB";
@@ -242,6 +265,20 @@ mod tests {
         assert_eq!(s.command.env["DOCKER_CONFIG"], "/runs/r/s/binder/docker-config");
         assert!(s.command.env["PATH"].starts_with("/env/venv/bin:"));
         assert!(matches!(&s.readiness, Readiness::Http { url } if url == "http://127.0.0.1:4242/versions"));
+    }
+
+    #[test]
+    fn the_build_limit_is_read_back_from_the_deployed_phase() {
+        use crate::observe::history::{Entry, PhaseEvent};
+        let deployed = |detail: String| {
+            History::new(vec![Entry {
+                at: Duration::from_secs(3),
+                event: Event::Phase(PhaseEvent { name: BINDER_DEPLOYED.into(), detail }),
+            }])
+        };
+        assert_eq!(recorded_build_limit(&deployed(deployed_detail(2.5, 3))), Some(3));
+        assert_eq!(recorded_build_limit(&deployed(r#"{"ready_s":2.5}"#.into())), None, "recorded before the phase carried the limit");
+        assert_eq!(recorded_build_limit(&History::default()), None);
     }
 
     #[test]

@@ -15,6 +15,10 @@ use crate::backend::local::sweep::processes_of_run;
 /// The metric name.
 pub const BUILDS_IN_FLIGHT: &str = "builds_in_flight";
 
+/// BinderHub's own gauge of builds in progress, scraped from its `/metrics` by the Prometheus
+/// sampler under the same component (`binderhub`). It counts `/build` requests, not builds.
+pub const INPROGRESS_BUILDS: &str = "binderhub_inprogress_builds";
+
 /// Is this argv a repo2docker (`python …/jupyter-repo2docker …` or the script itself)?
 pub fn is_repo2docker(argv: &[String]) -> bool {
     argv.iter().take(2).any(|a| a.rsplit('/').next() == Some("jupyter-repo2docker"))

@@ -131,6 +131,17 @@ impl BuildStreamRecord {
             log_tail: Vec::new(),
         }
     }
+
+    /// `repo#watcher`: how checks and reports name one stream.
+    pub fn name(&self) -> String {
+        format!("{}#{}", self.repo, self.watcher)
+    }
+
+    /// How long the request waited in BinderHub's queue: from asking to the build's start;
+    /// `None` if it never started.
+    pub fn queue_wait(&self) -> Option<Duration> {
+        self.build_started_at.map(|t| t.saturating_sub(self.requested_at))
+    }
 }
 
 /// A phase and when it arrived.

@@ -1,6 +1,6 @@
 //! Pictures of a run, written next to `summary.md`: `resources.svg`, `rate.svg`,
-//! `latency.svg`, and for runs on a node `disk.svg` (Jepsen's `checker/perf.clj` is the model:
-//! time on x, fault windows shaded).
+//! `latency.svg`, for runs on a node `disk.svg`, and for runs with BinderHub `binder.svg`
+//! (Jepsen's `checker/perf.clj` is the model: time on x, fault windows shaded).
 //!
 //! Every panel shares the same x axis (seconds since the run's clock started), shades each
 //! fault window (`Injected` .. `Healed` of one kind+target; never healed = to the end) with a
@@ -22,7 +22,9 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::component::binderhub::{recorded_build_limit, BINDERHUB};
 use crate::component::image_cleaner::IMAGE_CLEANER;
+use crate::observe::builds::{BUILDS_IN_FLIGHT, INPROGRESS_BUILDS};
 use crate::observe::disk::{BLOCKS_USED_PCT, INODES_USED_PCT, NODE_DISK};
 use crate::observe::docker::{CONTAINERS_RUNNING, DOCKERD, IMAGE, IMAGES};
 use crate::observe::history::{FaultPhase, History, SETUP_DONE, WORKLOAD_START, WORKLOAD_STOP};
@@ -75,6 +77,7 @@ const HEADER_H: u32 = 64;
 struct Series {
     label: String,
     color: RGBColor,
+    /// Line width, or the dots' radius of a scatter.
     width: u32,
     /// Runs of points; a gap in the data starts a new run (no line drawn across it).
     runs: Vec<Vec<(f64, f64)>>,
@@ -228,16 +231,17 @@ fn marks(history: &History) -> Marks {
 // ---------------------------------------------------------------------------------------
 // Public entry point.
 
-/// Draw the run's pictures into `run_dir`: `resources.svg`, `rate.svg`, `latency.svg` and
-/// `disk.svg`, each only if it has data. Returns the files written.
+/// Draw the run's pictures into `run_dir`: `resources.svg`, `rate.svg`, `latency.svg`,
+/// `disk.svg` and `binder.svg`, each only if it has data. Returns the files written.
 pub fn write_plots(run_dir: &Path, history: &History) -> anyhow::Result<Vec<PathBuf>> {
     let marks = marks(history);
     let mut written = Vec::new();
-    let figures: [(&str, Option<Figure>); 4] = [
+    let figures: [(&str, Option<Figure>); 5] = [
         ("resources.svg", resources_figure(history)),
         ("rate.svg", rate_figure(history, &marks)),
         ("latency.svg", latency_figure(history, &marks)),
         ("disk.svg", disk_figure(history)),
+        ("binder.svg", binder_figure(history, &marks)),
     ];
     for (name, fig) in figures {
         let Some(fig) = fig else { continue };
@@ -684,6 +688,73 @@ fn disk_figure(history: &History) -> Option<Figure> {
 }
 
 // ---------------------------------------------------------------------------------------
+// binder.svg
+
+/// The dots of build streams whose build never started (the repos take the palette).
+const NEVER_STARTED: RGBColor = RGBColor(0x00, 0x00, 0x00);
+
+/// Points (requested at, wait) by repo, and those of the streams that never started.
+type QueueWaits = (BTreeMap<String, Vec<(f64, f64)>>, Vec<(f64, f64)>);
+
+/// Per repo, (requested at, queue wait) of its streams whose build started; and for the
+/// streams whose build never started, (requested at, time from the request to `end`): how
+/// long they had waited when the run ended, a lower bound of their wait.
+fn queue_waits(history: &History, end: f64) -> QueueWaits {
+    let (mut started, mut never): QueueWaits = Default::default();
+    for s in history.build_streams() {
+        let at = secs(s.requested_at);
+        match s.queue_wait() {
+            Some(wait) => started.entry(s.repo.clone()).or_default().push((at, secs(wait))),
+            None => never.push((at, (end - at).max(0.0))),
+        }
+    }
+    (started, never)
+}
+
+/// What BinderHub builds at once against what it says and what its clients wait: the run's
+/// repo2docker processes (what really builds, against `concurrent_build_limit` when the run
+/// recorded it), BinderHub's own gauge (it counts requests: a build followed by several
+/// watchers counts once per watcher, and at BinderHub's main a failed one stays counted), and
+/// each build stream's wait from its request to its build's start.
+fn binder_figure(history: &History, marks: &Marks) -> Option<Figure> {
+    let mut in_flight = Panel::new(
+        "builds in flight: the run's repo2docker processes",
+        "builds",
+        vec![Series::new("repo2docker processes", PALETTE[0], 2, split_gaps(sample_points(history, BINDERHUB, BUILDS_IN_FLIGHT)))],
+    );
+    if let (Some(panel), Some(limit)) = (in_flight.as_mut(), recorded_build_limit(history)) {
+        panel.hlines.push(HLine { y: limit as f64, label: format!("concurrent_build_limit {limit}"), color: THRESHOLD_LINE });
+    }
+    let gauge = Panel::new(
+        "BinderHub's gauge: build requests in progress",
+        "requests",
+        vec![Series::new(INPROGRESS_BUILDS, PALETTE[1], 2, split_gaps(sample_points(history, BINDERHUB, INPROGRESS_BUILDS)))],
+    );
+    let (started, never) = queue_waits(history, marks.x_max);
+    let mut series: Vec<Series> = started.iter().enumerate().map(|(i, (repo, pts))| dots(repo, PALETTE[i % PALETTE.len()], pts)).collect();
+    series.push(dots("never started, waiting until the run's end", NEVER_STARTED, &never));
+    // A run has tens of streams, not thousands of requests: dots that can be seen.
+    for s in &mut series {
+        s.width = 4;
+    }
+    let waits = Panel::new("queue wait of each build stream, at its request: request → build start", "wait (s)", series);
+
+    // Only BinderHub's restarts are marked: the builds are its.
+    let rows: Vec<Vec<Option<Panel>>> = [in_flight, gauge, waits]
+        .into_iter()
+        .flatten()
+        .map(|mut p| {
+            p.restarts_of = Some(BINDERHUB.into());
+            vec![Some(p)]
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    Some(Figure { title: "BinderHub build queue".into(), rows, row_height: 250 })
+}
+
+// ---------------------------------------------------------------------------------------
 // Rendering.
 
 fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
@@ -914,7 +985,7 @@ where
             match run.len() {
                 0 => {}
                 _ if s.scatter => {
-                    chart.draw_series(run.iter().map(|p| Circle::new(*p, 2, s.color.filled()))).map_err(err)?;
+                    chart.draw_series(run.iter().map(|p| Circle::new(*p, s.width, s.color.filled()))).map_err(err)?;
                 }
                 1 => {
                     chart.draw_series(std::iter::once(Circle::new(run[0], 3, s.color.filled()))).map_err(err)?;
@@ -1178,6 +1249,91 @@ mod tests {
         assert!(svg.contains(SETUP_DONE) && svg.contains(WORKLOAD_STOP));
         // Without node-disk samples there is no disk figure (the hub run writes three).
         assert!(!write_plots(dir.path(), &synthetic()).unwrap().iter().any(|p| p.ends_with("disk.svg")));
+    }
+
+    /// A BinderHub run with a limit of 2: `slow` asked for twice at 1 s (started at 2 s),
+    /// `fast` at 3 s (started at 8 s), `other` at 5 s and never started; BinderHub stopped
+    /// from 10 to 15 s.
+    fn binder_history() -> History {
+        use crate::check::testkit::stream;
+        use crate::component::binderhub::{deployed_detail, BINDER_DEPLOYED};
+        let mut second_slow = stream("slow", 1.0, Some(2.0), Some(("ready", 30.0)), Some(30.1));
+        if let Event::BuildStream(r) = &mut second_slow.event {
+            r.watcher = 1;
+        }
+        let mut entries = vec![
+            Entry { at: at(0.5), event: Event::Phase(PhaseEvent { name: BINDER_DEPLOYED.into(), detail: deployed_detail(0.5, 2) }) },
+            stream("slow", 1.0, Some(2.0), Some(("ready", 30.0)), Some(30.1)),
+            second_slow,
+            stream("fast", 3.0, Some(8.0), Some(("ready", 12.0)), Some(12.1)),
+            stream("other", 5.0, None, None, None),
+            fault(10.0, "stop-process", BINDERHUB, FaultPhase::Injected),
+            fault(15.0, "stop-process", BINDERHUB, FaultPhase::Healed),
+        ];
+        entries.sort_by_key(|e| e.at);
+        let samples = (0..=40)
+            .flat_map(|i| {
+                let t = i as f64;
+                let building = match t {
+                    t if !(2.0..30.0).contains(&t) => 0.0,
+                    t if (8.0..12.0).contains(&t) => 2.0,
+                    _ => 1.0,
+                };
+                [sample(t, BINDERHUB, BUILDS_IN_FLIGHT, building), sample(t, BINDERHUB, INPROGRESS_BUILDS, if t < 1.0 { 0.0 } else { 4.0 })]
+            })
+            .collect();
+        History::new(entries).with_samples(samples)
+    }
+
+    #[test]
+    fn queue_waits_are_per_repo_and_streams_never_started_wait_until_the_end() {
+        let (started, never) = queue_waits(&binder_history(), 40.0);
+        assert_eq!(started.keys().collect::<Vec<_>>(), ["fast", "slow"]);
+        assert_eq!(started["slow"], [(1.0, 1.0), (1.0, 1.0)]);
+        assert_eq!(started["fast"], [(3.0, 5.0)]);
+        assert_eq!(never, [(5.0, 35.0)]);
+    }
+
+    #[test]
+    fn the_binder_figure_draws_builds_against_the_limit_the_gauge_and_the_queue_waits() {
+        let h = binder_history();
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_plots(dir.path(), &h).unwrap();
+        assert!(written.iter().any(|p| p.ends_with("binder.svg")), "{written:?}");
+        let svg = std::fs::read_to_string(dir.path().join("binder.svg")).unwrap();
+        assert!(svg.trim_start().starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        for label in [
+            "BinderHub build queue",
+            "builds in flight: the run&apos;s repo2docker processes",
+            "concurrent_build_limit 2",
+            "BinderHub&apos;s gauge: build requests in progress",
+            INPROGRESS_BUILDS,
+            "queue wait of each build stream, at its request: request → build start",
+            "wait (s)",
+            "slow (2)",
+            "fast (1)",
+            "never started, waiting until the run&apos;s end (1)",
+            "time (s)",
+        ] {
+            assert!(svg.contains(label), "binder.svg lacks {label}");
+        }
+        let c = THRESHOLD_LINE;
+        assert!(svg.contains(&format!("stroke=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2)), "the limit is drawn");
+        assert!(svg.contains("stop-process → binderhub") && svg.contains(&hex(FAULT_SHADES[0])), "the fault's window is shaded");
+        assert!(svg.contains(&hex(NEVER_STARTED)), "the stream that never started has its own colour");
+    }
+
+    #[test]
+    fn without_build_streams_or_binderhub_samples_there_is_no_binder_figure() {
+        let h = synthetic();
+        assert!(binder_figure(&h, &marks(&h)).is_none());
+        assert!(binder_figure(&History::default(), &marks(&History::default())).is_none());
+        // Without the recorded limit (a run from before it was recorded) there is no line.
+        let mut h = binder_history();
+        h.entries.retain(|e| !matches!(&e.event, Event::Phase(_)));
+        let fig = binder_figure(&h, &marks(&h)).expect("streams and samples");
+        assert_eq!(fig.rows.len(), 3);
+        assert!(fig.rows.iter().flatten().flatten().all(|p| p.hlines.is_empty()));
     }
 
     /// `HUBCHAOS_PLOT_RUN=<run dir> HUBCHAOS_PLOT_OUT=<dir> cargo test -p hubchaos --lib

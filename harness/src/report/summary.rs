@@ -1,16 +1,18 @@
 //! `summary.md`: what a person reads first. The outcome and why, every check with its
-//! numbers, then the evidence: deploy times, faults, restarts, requests and ops by kind.
+//! numbers, then the evidence: deploy times, faults, restarts, requests and ops by kind, and
+//! BinderHub's build streams.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::run_dir::RunDir;
 use super::slopes;
-use crate::observe::history::{Event, History, OpResult};
+use crate::observe::history::{BuildStreamRecord, Event, History, OpResult};
 use crate::profile::Profile;
 use crate::runner::RunReport;
 use crate::scenario::{Expectation, Scenario};
 use crate::soak::WARMUP_SPAWNS;
+use crate::stats::nearest_rank;
 
 /// `summary.md`; a run with a profile says so before its checks (the file and the versions
 /// it declares, see [`Profile::version_lines`]), since its results are not those of the stock pins.
@@ -38,7 +40,7 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profil
     }
     let _ = writeln!(md, "## Checks\n\n| check | verdict | summary |\n|---|---|---|");
     for c in &report.checks {
-        let _ = writeln!(md, "| `{}` | {} | {} |", c.check, c.verdict, c.summary.replace('|', "\\|").replace('\n', " "));
+        let _ = writeln!(md, "| `{}` | {} | {} |", c.check, c.verdict, table_cell(&c.summary));
     }
     let _ = writeln!(md, "\n### Figures\n");
     for c in &report.checks {
@@ -74,7 +76,7 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profil
             }
             _ => continue,
         };
-        let _ = writeln!(md, "| {:.1} | {} |", e.at.as_secs_f64(), line.replace('|', "\\|").replace('\n', " "));
+        let _ = writeln!(md, "| {:.1} | {} |", e.at.as_secs_f64(), table_cell(&line));
     }
 
     let mut by_kind: BTreeMap<(String, String, String, String), (u64, f64)> = BTreeMap::new();
@@ -106,6 +108,7 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profil
             let _ = writeln!(md, "| {w} | {op} | {ok} | {fail} | {ind} |");
         }
     }
+    md.push_str(&render_build_streams(history));
     md.push_str(&slopes::render(&slopes::resource_slopes(history, WARMUP_SPAWNS), WARMUP_SPAWNS));
     if let Some(share) =
         crate::observe::procfs::cpu_share(history, crate::observe::procfs::HARNESS, crate::observe::procfs::SAMPLER_CPU_SECONDS)
@@ -122,7 +125,8 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profil
             let _ = writeln!(md, "- {e}");
         }
     }
-    let plots: Vec<&str> = ["resources.svg", "rate.svg", "latency.svg"].into_iter().filter(|p| report.run_dir.join(p).exists()).collect();
+    let plots: Vec<&str> =
+        ["resources.svg", "rate.svg", "latency.svg", "binder.svg"].into_iter().filter(|p| report.run_dir.join(p).exists()).collect();
     if !plots.is_empty() {
         let _ = writeln!(md, "\n## Plots\n");
         for p in plots {
@@ -135,6 +139,110 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profil
         report.wall_s
     );
     md
+}
+
+/// A failure message longer than this is cut in the table (the whole of it is in
+/// `history.jsonl`).
+const MESSAGE_CHARS: usize = 120;
+
+/// Text made safe for one cell of a markdown table: a `|` would end the cell, a newline the row.
+fn table_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Seconds with one decimal, as the tables here give times.
+fn s1(d: std::time::Duration) -> String {
+    format!("{:.1}", d.as_secs_f64())
+}
+
+/// `waiting 0.0 → fetching 0.4 → ready 12.3`: each phase with when it arrived, in seconds
+/// after the request.
+fn phase_trail(stream: &BuildStreamRecord) -> String {
+    let trail: Vec<String> =
+        stream.phases.iter().map(|p| format!("{} {}", p.phase, s1(p.at.saturating_sub(stream.requested_at)))).collect();
+    if trail.is_empty() {
+        "no phase".into()
+    } else {
+        trail.join(" → ")
+    }
+}
+
+/// How long after its terminal phase the server closed the stream; a stream left open is
+/// what BinderHub's clients see hang.
+fn closed_after_terminal(stream: &BuildStreamRecord) -> String {
+    match (&stream.terminal, stream.closed_at) {
+        (_, None) => "open at the end".into(),
+        (Some(t), Some(closed)) => s1(closed.saturating_sub(t.at)),
+        (None, Some(closed)) => format!("closed {} after the request, no terminal phase", s1(closed.saturating_sub(stream.requested_at))),
+    }
+}
+
+/// The stream's message (a failed build's last message, or the client's own error), safe for
+/// a table cell and cut to [`MESSAGE_CHARS`].
+fn message_cell(stream: &BuildStreamRecord) -> String {
+    let cell = table_cell(stream.message.trim());
+    if cell.chars().count() <= MESSAGE_CHARS {
+        return cell;
+    }
+    cell.chars().take(MESSAGE_CHARS).chain(['…']).collect()
+}
+
+/// "## Build streams": every `/build` stream in the order they were asked for, with its phases,
+/// then per repo the queue wait (request → build start) at p50 and max. Empty for a run
+/// without build streams.
+fn render_build_streams(history: &History) -> String {
+    let mut streams: Vec<&BuildStreamRecord> = history.build_streams().collect();
+    if streams.is_empty() {
+        return String::new();
+    }
+    streams.sort_by(|a, b| (a.requested_at, &a.repo, a.watcher).cmp(&(b.requested_at, &b.repo, b.watcher)));
+    let mut md = String::from(
+        "\n## Build streams\n\nTimes in seconds: the request on the run's clock, the build's start and each phase after the request, the close after the terminal phase.\n\n\
+         | stream | requested at | build started after | phases | terminal | closed after terminal | message |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for s in &streams {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            table_cell(&s.name()),
+            s1(s.requested_at),
+            s.queue_wait().map_or_else(|| "never".into(), s1),
+            table_cell(&phase_trail(s)),
+            s.terminal.as_ref().map_or_else(|| "none".into(), |t| table_cell(&t.phase)),
+            closed_after_terminal(s),
+            message_cell(s),
+        );
+    }
+    md.push_str("\nQueue wait (request → build start) per repo, nearest-rank p50 and max over the streams whose build started:\n\n");
+    let mut by_repo: BTreeMap<&str, Vec<&BuildStreamRecord>> = BTreeMap::new();
+    for s in &streams {
+        by_repo.entry(s.repo.as_str()).or_default().push(s);
+    }
+    for (repo, streams) in by_repo {
+        let _ = writeln!(md, "- {}", repo_waits(repo, &streams));
+    }
+    md
+}
+
+/// `` `slow`: p50 0.4 s, max 0.5 s over 2 started streams; 1 never started ``.
+fn repo_waits(repo: &str, streams: &[&BuildStreamRecord]) -> String {
+    let mut waits: Vec<f64> = streams.iter().filter_map(|s| s.queue_wait()).map(|w| w.as_secs_f64()).collect();
+    waits.sort_by(f64::total_cmp);
+    let (Some(p50), Some(max)) = (nearest_rank(&waits, 0.5), waits.last()) else {
+        return format!("`{repo}`: no build started, of {}", count(streams.len(), "stream"));
+    };
+    let mut line = format!("`{repo}`: p50 {p50:.1} s, max {max:.1} s over {}", count(waits.len(), "started stream"));
+    let never = streams.len() - waits.len();
+    if never > 0 {
+        let _ = write!(line, "; {never} never started");
+    }
+    line
+}
+
+/// `1 stream`, `2 streams`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 fn render_profile(profile: &Profile) -> String {
@@ -176,6 +284,7 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::history::Entry;
     use crate::outcome::Outcome;
 
     fn report() -> RunReport {
@@ -202,6 +311,68 @@ mod tests {
         let md = render(&s, &report(), &History::default(), Some(&p));
         let at = md.find("## Profile\n\n`profiles/mine.yaml`\n\n- culler: my-branch\n").expect(&md);
         assert!(at < md.find("## Checks").unwrap(), "{md}");
+    }
+
+    /// A stream of `repo#watcher` with its phases as (phase, seconds on the run clock); the
+    /// build started at the first phase after `waiting`, the terminal one is `ready`/`failed`.
+    fn stream(repo: &str, watcher: usize, phases: &[(&str, f64)], closed: Option<f64>, message: &str) -> Entry {
+        use crate::check::testkit::secs;
+        use crate::observe::history::PhaseAt;
+        let requested = phases[0].1;
+        let mut r = BuildStreamRecord::new(repo.into(), watcher, secs(requested));
+        r.phases = phases.iter().map(|(p, t)| PhaseAt { phase: p.to_string(), at: secs(*t) }).collect();
+        r.build_started_at = phases.iter().find(|(p, _)| *p != "waiting").map(|(_, t)| secs(*t));
+        r.terminal = r.phases.iter().find(|p| p.phase == "ready" || p.phase == "failed").cloned();
+        r.closed_at = closed.map(secs);
+        r.message = message.into();
+        Entry { at: secs(requested), event: Event::BuildStream(r) }
+    }
+
+    fn build_streams() -> History {
+        let enospc = format!("Error: failed to build | step 3/5:\nno space left on device{}", " (docker)".repeat(20));
+        crate::check::testkit::history(vec![
+            stream("starved", 0, &[("waiting", 3.0)], None, ""),
+            stream("slow", 2, &[("waiting", 6.0)], Some(6.5), "the client's read timed out"),
+            stream("broken", 0, &[("waiting", 2.0), ("fetching", 2.5), ("failed", 4.0)], Some(4.1), &enospc),
+            stream("slow", 1, &[("waiting", 1.0), ("building", 1.5), ("ready", 13.3)], None, ""),
+            stream("slow", 0, &[("waiting", 1.0), ("fetching", 1.4), ("building", 1.9), ("ready", 13.3)], Some(13.4), ""),
+        ])
+    }
+
+    #[test]
+    fn build_streams_are_listed_by_request_with_their_phases_and_queue_waits_per_repo() {
+        let md = render_build_streams(&build_streams());
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| stream ")).collect();
+        assert_eq!(rows.len(), 5, "{md}");
+        assert_eq!(rows[0], "| slow#0 | 1.0 | 0.4 | waiting 0.0 → fetching 0.4 → building 0.9 → ready 12.3 | ready | 0.1 |  |");
+        assert_eq!(rows[1], "| slow#1 | 1.0 | 0.5 | waiting 0.0 → building 0.5 → ready 12.3 | ready | open at the end |  |");
+        let broken = format!(
+            "| broken#0 | 2.0 | 0.5 | waiting 0.0 → fetching 0.5 → failed 2.0 | failed | 0.1 | Error: failed to build \\| step 3/5: no space left on device{}… |",
+            &" (docker)".repeat(20)[..120 - "Error: failed to build \\| step 3/5: no space left on device".chars().count()]
+        );
+        assert_eq!(rows[2], broken, "the message escaped, on one line, cut to 120 characters");
+        assert_eq!(rows[3], "| starved#0 | 3.0 | never | waiting 0.0 | none | open at the end |  |");
+        assert_eq!(
+            rows[4],
+            "| slow#2 | 6.0 | never | waiting 0.0 | none | closed 0.5 after the request, no terminal phase | the client's read timed out |"
+        );
+        for line in [
+            "- `broken`: p50 0.5 s, max 0.5 s over 1 started stream",
+            "- `slow`: p50 0.4 s, max 0.5 s over 2 started streams; 1 never started",
+            "- `starved`: no build started, of 1 stream",
+        ] {
+            assert!(md.contains(&format!("{line}\n")), "{line} in {md}");
+        }
+        assert!(md.find("`broken`").unwrap() < md.find("`slow`").unwrap() && md.find("`slow`").unwrap() < md.find("`starved`").unwrap());
+    }
+
+    #[test]
+    fn the_summary_has_build_streams_only_when_the_run_recorded_some() {
+        let s = Scenario::new("binder", "t", "incident");
+        let md = render(&s, &report(), &build_streams(), None);
+        let at = md.find("\n## Build streams\n").expect(&md);
+        assert!(md[at..].contains("| starved#0 | 3.0 | never |"), "{md}");
+        assert!(!render(&s, &report(), &History::default(), None).contains("## Build streams"));
     }
 
     #[test]

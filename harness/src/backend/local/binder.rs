@@ -16,7 +16,9 @@ use super::hub_stack::free_ports;
 use super::overrides::apply_recorded;
 use super::{BinderEnv, LocalBackend};
 use crate::backend::kind::test_image::{reference, rootfs_tar, BUSYBOX};
-use crate::component::binderhub::{build_path, running_units, spec, BinderLayout, BinderOptions, BinderSettings, RepoSource};
+use crate::component::binderhub::{
+    build_path, deployed_detail, running_units, spec, BinderLayout, BinderOptions, BinderSettings, RepoSource, BINDER_DEPLOYED,
+};
 use crate::component::docker_api::{bytes_body, DockerApi};
 use crate::component::github_api::{gh_build_path, git_redirect_env, GitHubApi};
 use crate::component::sample_repos::{main_sha, make_repos};
@@ -144,6 +146,6 @@ pub async fn deploy_binder(
 
     let url = format!("http://127.0.0.1:{port}");
     env.set_binder(BinderEndpoints { url: url.clone(), builds, github_api });
-    env.recorder.phase("binder-deployed", serde_json::json!({ "ready_s": started.elapsed().as_secs_f64() }).to_string());
+    env.recorder.phase(BINDER_DEPLOYED, deployed_detail(started.elapsed().as_secs_f64(), options.concurrent_build_limit));
     Ok(BinderHandle { url })
 }
