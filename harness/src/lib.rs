@@ -75,7 +75,7 @@ pub mod prelude {
     pub use crate::probe::{HubAnswers, ServersReachable, UserCountAtMost};
     pub use crate::scenario::{Deployment, Expectation, Needs, Scenario, SteadyState};
     pub use crate::workload::hub_latency::HUB_LATENCY;
-    pub use crate::workload::{BuildRequest, BuildStreams};
+    pub use crate::workload::{BuildRequest, BuildStreams, LaunchStorm};
     pub use crate::workload::{FillNodeDisk, PoolProbes};
     pub use crate::workload::{HubLatency, KeepActive, ReachServers};
     pub use crate::workload::{ImportImages, SpawnChurn};

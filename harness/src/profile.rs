@@ -36,10 +36,11 @@
 //! A relative path in `command[0]` (`./venv/bin/python`) is resolved against the profile's
 //! directory; a bare name (`python3`) is looked up on `PATH` when the component starts.
 //!
-//! `singleuser` and `binder` are names a profile may write but nothing would apply them yet,
-//! so they are refused rather than silently ignored: single-user servers are started by the
-//! hub's spawner from the environment's `jupyter-server` (change its pin under
-//! `pins.python.packages`), and no scenario deploys BinderHub yet.
+//! `singleuser` is a name a profile may write but nothing would apply, so it is refused rather
+//! than silently ignored: single-user servers are started by the hub's spawner from the
+//! environment's `jupyter-server` (change its pin under `pins.python.packages`). `binderhub`
+//! overrides BinderHub's command line and environment; which BinderHub is installed is
+//! `HUBCHAOS_BINDERHUB`'s, and repo2docker's version the `binder:` pins'.
 //!
 //! This module also holds the YAML loading shared by every config file ([`parse_yaml`],
 //! [`ConfigError`]).
@@ -284,7 +285,7 @@ impl ComponentName {
             ComponentName::Singleuser => "singleuser",
             ComponentName::Dockerd => "dockerd",
             ComponentName::ImageCleaner => "image-cleaner",
-            ComponentName::Binder => "binder",
+            ComponentName::Binder => crate::component::binderhub::BINDERHUB,
         }
     }
 
@@ -296,10 +297,6 @@ impl ComponentName {
                 "cannot be overridden: single-user servers are started by the hub's spawner from the environment's \
                  jupyter-server; to test another jupyter-server, change its pin under pins.python.packages \
                  (e.g. \"jupyter-server @ git+https://github.com/me/jupyter_server@my-branch\")",
-            ),
-            ComponentName::Binder => Some(
-                "cannot be overridden: not supported until BinderHub arrives in the harness \
-                 (see HUBCHAOS_BINDERHUB: a wheel, a source dir or a pip spec of BinderHub)",
             ),
             _ => None,
         }
@@ -628,7 +625,7 @@ hub:
         let e = err("components:\n  cullr:\n    args: []\n");
         assert!(
             e.starts_with(
-                "profile.yaml: components.cullr: unknown component `cullr`, expected one of hub, proxy, culler, singleuser, dockerd, image-cleaner, binder"
+                "profile.yaml: components.cullr: unknown component `cullr`, expected one of hub, proxy, culler, singleuser, dockerd, image-cleaner, binderhub"
             ),
             "{e}"
         );
@@ -681,10 +678,10 @@ hub:
     }
 
     #[test]
-    fn binder_override_is_refused_until_binderhub_arrives() {
-        let e = err("components:\n  binder:\n    env: {A: b}\n");
-        assert!(e.starts_with("profile.yaml: components.binder: cannot be overridden: not supported until BinderHub"), "{e}");
-        assert!(e.contains("HUBCHAOS_BINDERHUB"), "{e}");
+    fn binderhub_can_be_overridden_under_its_component_name() {
+        let p = parse("components:\n  binderhub:\n    env: {A: b}\n").unwrap();
+        assert_eq!(p.component(ComponentName::Binder).map(|o| o.env["A"].as_str()), Some("b"));
+        assert!(err("components:\n  binder:\n    env: {A: b}\n").contains("unknown component `binder`"));
     }
 
     #[test]
@@ -692,7 +689,7 @@ hub:
         for c in ComponentName::ALL.into_iter().filter(|c| c.not_overridable().is_none()) {
             parse(&format!("components:\n  {c}:\n    args: [--x]\n")).unwrap();
         }
-        assert_eq!(ComponentName::ALL.iter().filter(|c| c.not_overridable().is_some()).count(), 2);
+        assert_eq!(ComponentName::ALL.iter().filter(|c| c.not_overridable().is_some()).count(), 1);
     }
 
     #[test]

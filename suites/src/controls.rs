@@ -392,7 +392,8 @@ pub fn build_node_hung_is_caught() -> Scenario {
          repos are asked for.",
     );
     s.faults.push(Scheduled::new(PauseProcess::of(DOCKERD), Schedule::at(Duration::from_millis(500)).held_for(Duration::from_secs(15))));
-    s.duration = Duration::from_secs(40);
+    // The builds run once dockerd is back (~22 s); the gauge has 5 s to settle.
+    s.duration = Duration::from_secs(32);
     s.expect = Expectation::fail_on(&["build-start"], "the build node's dockerd does not answer for 15 s");
     s
 }

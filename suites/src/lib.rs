@@ -61,6 +61,8 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
         binder::cache_wipe_herd,
         binder::cache_wipe_herd_local_executor,
         binder::github_api_down,
+        binder::launch_storm,
+        binder::launch_storm_local_executor,
         controls::build_node_docker_host_is_caught,
         controls::build_node_hung_is_caught,
         controls::build_limit_raised_is_caught,

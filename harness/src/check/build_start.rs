@@ -58,8 +58,9 @@ impl Check for BuildStarts {
                 None => format!("{who} never"),
             })
             .collect();
-        let started: Vec<f64> = waits.iter().filter_map(|(_, w)| w.map(|w| w.as_secs_f64())).collect();
-        let worst = started.iter().cloned().fold(0.0, f64::max);
+        let mut started: Vec<f64> = waits.iter().filter_map(|(_, w)| w.map(|w| w.as_secs_f64())).collect();
+        started.sort_by(f64::total_cmp);
+        let worst = started.last().copied().unwrap_or(0.0);
         let verdict = Verdict::from_ok(late.is_empty());
         let summary = if late.is_empty() {
             format!(
@@ -83,6 +84,9 @@ impl Check for BuildStarts {
             .figure("requests", waits.len() as f64)
             .figure("late", late.len() as f64)
             .figure("slowest_start_s", worst)
+            // Over the builds that started (the ones that never did are counted in `late`).
+            .figure("p50_start_s", crate::stats::nearest_rank(&started, 0.50).unwrap_or(0.0))
+            .figure("p95_start_s", crate::stats::nearest_rank(&started, 0.95).unwrap_or(0.0))
             .figure("limit_s", self.within.as_secs_f64())
     }
 }
@@ -102,6 +106,7 @@ mod tests {
         let r = BuildStarts::others_than("slow", secs(10.0)).check(&h);
         assert_eq!(r.verdict, Verdict::Pass, "{}", r.summary);
         assert_eq!(r.figures["slowest_start_s"], 1.0);
+        assert_eq!((r.figures["p50_start_s"], r.figures["p95_start_s"]), (1.0, 1.0));
     }
 
     #[test]
