@@ -8,11 +8,13 @@ export HUBCHAOS_RUN_GROUP
 NEXTEST_PROFILE ?= ci
 HUBCHAOS = $(CARGO) run --quiet -p hubchaos --
 
-.PHONY: test test-kind test-chaos unit lint soak deps doctor env sweep bench report kind-image cluster cluster-down
+.PHONY: test test-kind test-chaos unit lint lint-workflows soak deps doctor env sweep bench report kind-image cluster cluster-down
 
-# soak: how long, and an optional baseline soak.json to compare with (BASELINE=path).
+# soak: how long, an optional baseline soak.json to compare with (BASELINE=path), and where to
+# write this run's soak.json to be the next baseline (SAVE_BASELINE=path).
 DURATION ?= 30m
 BASELINE ?=
+SAVE_BASELINE ?=
 
 ## test: unit tests + every local scenario (what CI runs); then, when the kind node image is
 ## cached (`make kind-image`), the kind scenarios on a cluster brought up for them (or the one
@@ -49,10 +51,21 @@ cluster: kind-image
 cluster-down:
 	$(HUBCHAOS) cluster down
 
-## lint: formatting (rustfmt.toml) and clippy with warnings as errors.
-lint:
+## lint: formatting (rustfmt.toml), clippy with warnings as errors, the workflows.
+lint: lint-workflows
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+
+## lint-workflows: actionlint over .github/workflows, built from its Go module once and kept
+## under $HUBCHAOS_HOME/tools (they cannot run here: no GitHub). Without Go it says so and goes on.
+ACTIONLINT_VERSION ?= v1.7.12
+lint-workflows:
+	@home="$${HUBCHAOS_HOME:-$$HOME/.cache/hubchaos}"; bin="$$home/tools/actionlint-$(ACTIONLINT_VERSION)"; \
+	  if [ ! -x "$$bin/actionlint" ]; then \
+	    if ! command -v go >/dev/null 2>&1; then echo "lint-workflows: SKIPPED, no Go to build actionlint with (install golang)" >&2; exit 0; fi; \
+	    GOBIN="$$bin" GOFLAGS=-mod=mod go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION) || exit 1; \
+	  fi; \
+	  "$$bin/actionlint" -no-color .github/workflows/*.yml
 
 ## test-chaos: every chaos scenario on BACKEND (local: default; kind: the node image is built
 ## first when missing, and a cluster brought up for the run), then the table.
@@ -95,7 +108,7 @@ deps:
 ## soak: spawn churn for DURATION (default 30m); slopes per window; with BASELINE=soak.json,
 ## fails when a slope exceeds 1.1x the baseline's beyond noise. Writes soak.json in the run dir.
 soak: deps
-	$(CARGO) run --release --quiet -p hubchaos -- soak --duration $(DURATION) $(if $(BASELINE),--baseline $(BASELINE))
+	$(CARGO) run --release --quiet -p hubchaos -- soak --duration $(DURATION) $(if $(BASELINE),--baseline $(BASELINE)) $(if $(SAVE_BASELINE),--save-baseline $(SAVE_BASELINE))
 
 doctor:
 	$(HUBCHAOS) doctor
