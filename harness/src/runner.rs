@@ -21,7 +21,9 @@
 //! 7. heal every live fault;
 //! 8. steady state after, within the recovery window (fail => Deviated); keep sampling for
 //!    `sample_after`, then stop the samplers;
-//! 9. collect logs (each component's output is already in `logs/`);
+//! 9. collect logs (each component's output is already in `logs/`); read the hub's requests
+//!    from its log once ([`Backend::hub_log`]), into the history apart from the recorder's
+//!    ([`crate::observe::hub_log`]);
 //! 10. run the checks on the history (a check that errors => Unknown);
 //! 11. tear down (unless HUBCHAOS_KEEP=1; before the report, so its errors are in it): close
 //!     the request sources, stop the components in reverse deploy order, drain the cleanup
@@ -42,6 +44,7 @@ use crate::check::{run_check, CheckResult};
 use crate::env::Env;
 use crate::fault::{DeployPlan, FaultGuard, Scheduled};
 use crate::observe::history::{Event, Recorder, SETUP_DONE, WORKLOAD_START, WORKLOAD_STOP};
+use crate::observe::hub_log;
 use crate::observe::hub_state::HubStateSampler;
 use crate::observe::prom::PromSampler;
 use crate::observe::samples::SampleSink;
@@ -218,7 +221,8 @@ pub async fn run(scenario: Scenario, kind: &dyn BackendKind, opts: RunOptions) -
         Err(e) => return early(Outcome::Errored(format!("{e:#}"))),
     };
     let env = &session.env;
-    recorder.phase("run-start", format!("seed {seed}"));
+    // The wall-clock time of t = 0, for whoever lines other programs' logs up with the history.
+    recorder.phase("run-start", format!("seed {seed}; t = 0 at {}", humantime::format_rfc3339_millis(recorder.wall_start())));
 
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let signals = spawn_signal_watch(cancel.clone(), interrupted.clone());
@@ -535,7 +539,18 @@ async fn lifecycle(scenario: &Scenario, env: &Env, backend: &dyn Backend) -> Lif
         let _ = s.await;
     }
 
-    // 9. logs are in logs/ already. 10. checks.
+    // 9. logs are in logs/ already; the hub's requests are read from its log once, here.
+    if let Some(source) = backend.hub_log() {
+        let recorder = rec.clone();
+        let read = tokio::task::spawn_blocking(move || hub_log::record_if_present(&source, &recorder)).await;
+        match read {
+            Ok(Ok(Some(read))) => tracing::debug!("hub log: {read}"),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!("reading the hub's log failed: {e}"),
+            Err(e) => tracing::warn!("reading the hub's log failed: {e}"),
+        }
+    }
+    // 10. checks.
     let history = rec.history().with_samples(env.samples.all());
     out.checks = scenario.checks.iter().map(|c| run_check(c.as_ref(), &history)).collect();
     out

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::env::Env;
 use crate::fault::DeployPlan;
 use crate::observe::history::Recorder;
+use crate::observe::hub_log::HubLogSource;
 use crate::profile::Profile;
 use crate::scenario::{Deployment, Needs, Scenario};
 
@@ -146,12 +147,20 @@ pub trait Backend: Send + Sync {
     async fn deploy_after_setup(&self, env: &Env, deployment: &Deployment, plan: &DeployPlan) -> Result<Duration, BackendError>;
 
     /// (Logs: every component's output is written to `logs/<component>.log` in the run dir
-    /// while it runs, so step 9 has nothing left to collect.)
+    /// while it runs; step 9 only reads the hub's requests from it, see
+    /// [`hub_log`](Self::hub_log).)
     ///
     /// This backend's samplers (processes, node disk, docker, residue), each stopping when
     /// `stop` is cancelled. Samplers every backend shares (the hub's metrics and state) are
     /// the runner's.
     fn samplers(&self, env: &Env, every: Duration, stop: &CancellationToken) -> Vec<SamplerTask>;
+
+    /// The hub's own log and whose token each recorder client sends, for step 9 to read the
+    /// requests the hub logged ([`crate::observe::hub_log`]). `None`: no hub was deployed, or
+    /// this backend cannot give its log yet.
+    fn hub_log(&self) -> Option<HubLogSource> {
+        None
+    }
 
     /// Send a signal to a component.
     async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()>;

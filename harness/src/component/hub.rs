@@ -82,6 +82,9 @@ pub struct HubSettings {
     pub extra_config: String,
 }
 
+/// The hub's component name (its log is `logs/hub.log`).
+pub const HUB: &str = "hub";
+
 /// Scopes jupyterhub-idle-culler 2.0.0 needs: list users, read their activity and servers,
 /// stop servers; `admin:users` lets it delete users (`--cull-users`).
 pub const CULLER_SCOPES: &[&str] = &["list:users", "read:users:activity", "read:servers", "delete:servers", "admin:users"];
@@ -115,9 +118,12 @@ impl HubSettings {
             .arg("-f")
             .arg(config.to_string_lossy())
             .env("HUBCHAOS_HUB_SETTINGS", settings_path.to_string_lossy())
-            .env("CONFIGPROXY_AUTH_TOKEN", &self.proxy_auth_token);
+            .env("CONFIGPROXY_AUTH_TOKEN", &self.proxy_auth_token)
+            // The hub stamps its log lines with local time and no zone: in UTC, whatever the
+            // caller's TZ, they convert to the run's clock (see `observe::hub_log`).
+            .env("TZ", "UTC");
         ComponentSpec {
-            name: "hub".into(),
+            name: HUB.into(),
             command,
             cwd: self.run_dir.clone(),
             readiness: Readiness::Http { url: format!("{}/hub/api/", self.hub_bind_url.trim_end_matches('/')) },
@@ -195,5 +201,6 @@ mod tests {
         assert_eq!(s.hub_port().unwrap(), 18081);
         let spec = s.spec(Path::new("jupyterhub"), Path::new("cfg.py"), Path::new("settings.json"));
         assert_eq!(spec.command.env["HUBCHAOS_HUB_SETTINGS"], "settings.json");
+        assert_eq!(spec.command.env["TZ"], "UTC", "the hub's log times are read as UTC");
     }
 }

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +62,14 @@ pub struct Entry {
 pub enum Event {
     /// One HTTP request that went through the recording proxy.
     Request(RequestRecord),
+    /// One request the hub wrote to its own request log (see [`crate::observe::hub_log`]),
+    /// stamped when the hub started it. A second source of request evidence, for clients no
+    /// recording proxy sits in front of; kept apart from [`Event::Request`] because most
+    /// requests are in both, and a check that read both would count them twice.
+    LoggedRequest(RequestRecord),
+    /// The hub's log was read for its requests: what it gave, and whose token each recorder
+    /// client sends (to compare the two sources).
+    HubLogRead(crate::observe::hub_log::HubLogRead),
     /// One workload operation (invoke .. complete).
     Op(OpRecord),
     /// A fault was injected or healed.
@@ -187,7 +195,8 @@ impl ClusterEvent {
     }
 }
 
-/// An HTTP request as the recorder saw it.
+/// An HTTP request as the recorder saw it (or, in an [`Event::LoggedRequest`], as the hub
+/// logged it: then `client` is the user or service that sent it, `anonymous` for none).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RequestRecord {
     /// Who sent it: the recorder listener it arrived on (`culler`, `workload`, `fault`, ...).
@@ -377,6 +386,22 @@ impl History {
         })
     }
 
+    /// The requests the hub logged ([`Event::LoggedRequest`]); not in [`requests`](Self::requests).
+    pub fn logged_requests(&self) -> impl Iterator<Item = (Duration, &RequestRecord)> {
+        self.entries.iter().filter_map(|e| match &e.event {
+            Event::LoggedRequest(r) => Some((e.at, r)),
+            _ => None,
+        })
+    }
+
+    /// What reading the hub's log gave, if it was read.
+    pub fn hub_log_read(&self) -> Option<&crate::observe::hub_log::HubLogRead> {
+        self.entries.iter().find_map(|e| match &e.event {
+            Event::HubLogRead(r) => Some(r),
+            _ => None,
+        })
+    }
+
     pub fn build_streams(&self) -> impl Iterator<Item = &BuildStreamRecord> {
         self.entries.iter().filter_map(|e| match &e.event {
             Event::BuildStream(b) => Some(b),
@@ -456,6 +481,9 @@ impl History {
 
 struct RecorderInner {
     clock: Instant,
+    /// The wall-clock time of `clock`: what other programs' timestamps (the hub's log) are
+    /// converted from. Taken once, when the recorder is made, so every conversion agrees.
+    wall_start: SystemTime,
     writer: Option<BufWriter<File>>,
     entries: Vec<Entry>,
 }
@@ -481,7 +509,8 @@ impl Recorder {
     }
 
     fn with_writer(writer: Option<BufWriter<File>>, clock: Instant) -> Self {
-        Self { inner: Arc::new(Mutex::new(RecorderInner { clock, writer, entries: Vec::new() })) }
+        let wall_start = SystemTime::now().checked_sub(clock.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH);
+        Self { inner: Arc::new(Mutex::new(RecorderInner { clock, wall_start, writer, entries: Vec::new() })) }
     }
 
     /// Time since the run's clock started.
@@ -491,6 +520,11 @@ impl Recorder {
 
     pub fn clock(&self) -> Instant {
         self.inner.lock().expect("recorder poisoned").clock
+    }
+
+    /// The wall-clock time at which the run's clock reads zero.
+    pub fn wall_start(&self) -> SystemTime {
+        self.inner.lock().expect("recorder poisoned").wall_start
     }
 
     /// Record `event` as happening now.
@@ -511,6 +545,25 @@ impl Recorder {
             }
         }
         inner.entries.push(entry);
+    }
+
+    /// Record many events at once, each at its own time, with one flush of the file (the
+    /// hub's request log of a flood is tens of thousands of events).
+    pub fn record_all(&self, events: impl IntoIterator<Item = (Duration, Event)>) {
+        let mut inner = self.inner.lock().expect("recorder poisoned");
+        let inner = &mut *inner;
+        for (at, event) in events {
+            let entry = Entry { at, event };
+            if let Some(w) = inner.writer.as_mut() {
+                if let Ok(line) = serde_json::to_string(&entry) {
+                    let _ = writeln!(w, "{line}");
+                }
+            }
+            inner.entries.push(entry);
+        }
+        if let Some(w) = inner.writer.as_mut() {
+            let _ = w.flush();
+        }
     }
 
     pub fn phase(&self, name: &str, detail: impl Into<String>) {

@@ -1,11 +1,13 @@
 //! Observation: what the run saw. The history (requests, ops, faults, restarts, snapshots),
-//! the recording proxy that produces request records, and the samplers.
+//! the recording proxy that produces request records, the hub's own request log (a second
+//! source of them), and the samplers.
 
 pub mod builds;
 pub mod disk;
 pub mod docker;
 pub mod evidence;
 pub mod history;
+pub mod hub_log;
 pub mod hub_state;
 pub mod logs;
 pub mod procfs;

@@ -1,5 +1,6 @@
 //! `summary.md`: what a person reads first. The outcome and why, every check with its
-//! numbers, then the evidence: deploy times, faults, restarts, requests and ops by kind, and
+//! numbers, then the evidence: deploy times, faults, restarts, requests and ops by kind (and,
+//! where the hub's log was read, its requests side by side with the recorder's), and
 //! BinderHub's build streams.
 
 use std::collections::BTreeMap;
@@ -8,6 +9,7 @@ use std::fmt::Write as _;
 use super::run_dir::RunDir;
 use super::slopes;
 use crate::observe::history::{BuildStreamRecord, Event, History, OpResult};
+use crate::observe::hub_log::side_by_side;
 use crate::profile::Profile;
 use crate::runner::RunReport;
 use crate::scenario::{Expectation, Scenario};
@@ -65,6 +67,7 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profil
     for e in &history.entries {
         let line = match &e.event {
             Event::Phase(p) => format!("phase `{}` {}", p.name, p.detail),
+            Event::HubLogRead(r) => format!("hub log read: {r}"),
             Event::Log(l) => format!("log of {} ({:?}): {}", l.component, l.kind, l.text),
             Event::Cluster(c) => format!("cluster: {}", crate::backend::kind::watch::describe(c)),
             Event::Fault(f) => format!("fault `{}` on `{}` {:?} {}", f.kind, f.target, f.phase, f.detail),
@@ -92,6 +95,8 @@ pub fn render(scenario: &Scenario, report: &RunReport, history: &History, profil
     for ((client, method, route, class), (n, max)) in &by_kind {
         let _ = writeln!(md, "| {client} | {method} | `{route}` | {class} | {n} | {max:.3} |");
     }
+
+    md.push_str(&render_sources(history));
 
     let mut ops: BTreeMap<(String, String), [u64; 3]> = BTreeMap::new();
     for (_, o) in history.ops() {
@@ -240,6 +245,51 @@ fn repo_waits(repo: &str, streams: &[&BuildStreamRecord]) -> String {
     line
 }
 
+/// At most this many differing rows in "Request sources side by side" (the rest are counted).
+const SOURCE_ROWS: usize = 30;
+
+/// "## Request sources side by side": for a run whose hub log was read, the requests to the
+/// hub in the judged window per client as the recording proxy saw them and as the hub logged
+/// them, and the (client, method, route, status) rows where the two differ.
+fn render_sources(history: &History) -> String {
+    let Some(s) = side_by_side(history) else { return String::new() };
+    let mut md = format!(
+        "\n## Request sources side by side\n\nRequests to the hub from {} s to {} s, through the recording proxy and in the hub's log ({}). \
+         The proxy names a client by its listener, the hub by the user or service whose token it sent; \
+         the rows name it as the hub does (README, \"Request sources\").\n\n\
+         | client | through the proxy | in the hub's log |\n|---|---|---|\n",
+        s1(s.from),
+        if s.to == std::time::Duration::MAX { "the end".into() } else { s1(s.to) },
+        table_cell(&s.read.to_string()),
+    );
+    let recorded_as = s.recorded_as();
+    let names: std::collections::BTreeSet<&str> =
+        recorded_as.keys().copied().chain(s.logged_by_client.keys().map(String::as_str)).collect();
+    for name in names {
+        let proxy: Vec<String> =
+            recorded_as.get(name).into_iter().flatten().map(|c| format!("{} ({c})", s.recorded_by_client[*c])).collect();
+        let proxy = if proxy.is_empty() { "0".to_string() } else { proxy.join(", ") };
+        let _ = writeln!(md, "| {name} | {proxy} | {} |", s.logged_by_client.get(name).copied().unwrap_or(0));
+    }
+    if s.differing.is_empty() {
+        let _ = writeln!(md, "\nPer client, method, route and status: identical ({} rows).", s.rows);
+        return md;
+    }
+    let _ = writeln!(
+        md,
+        "\n{} of {} (client, method, route, status) rows differ:\n\n| client | method | route | status | through the proxy | in the hub's log |\n|---|---|---|---|---|---|",
+        s.differing.len(),
+        s.rows
+    );
+    for r in s.differing.iter().take(SOURCE_ROWS) {
+        let _ = writeln!(md, "| {} | {} | `{}` | {} | {} | {} |", table_cell(&r.client), r.method, r.route, r.status, r.recorded, r.logged);
+    }
+    if s.differing.len() > SOURCE_ROWS {
+        let _ = writeln!(md, "\n… and {} more.", s.differing.len() - SOURCE_ROWS);
+    }
+    md
+}
+
 /// `1 stream`, `2 streams`.
 fn count(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
@@ -373,6 +423,48 @@ mod tests {
         let at = md.find("\n## Build streams\n").expect(&md);
         assert!(md[at..].contains("| starved#0 | 3.0 | never |"), "{md}");
         assert!(!render(&s, &report(), &History::default(), None).contains("## Build streams"));
+    }
+
+    fn sources(logged_culler_deletes: usize) -> History {
+        use crate::check::testkit::secs;
+        use crate::observe::history::{PhaseEvent, RequestRecord, SETUP_DONE, WORKLOAD_STOP};
+        use crate::observe::hub_log::{HubLogRead, TokenOwners};
+        let del = |client: &str| RequestRecord {
+            client: client.into(),
+            upstream: "hub".into(),
+            method: "DELETE".into(),
+            route: "/hub/api/users/{name}".into(),
+            user: Some("u1".into()),
+            server: None,
+            status: 204,
+            latency: secs(0.01),
+        };
+        let phase =
+            |at: f64, name: &str| Entry { at: secs(at), event: Event::Phase(PhaseEvent { name: name.into(), detail: String::new() }) };
+        let mut entries = vec![phase(1.0, SETUP_DONE), phase(9.0, WORKLOAD_STOP)];
+        entries.extend((0..2).map(|i| Entry { at: secs(2.0 + i as f64), event: Event::Request(del("culler")) }));
+        entries.extend(
+            (0..logged_culler_deletes).map(|i| Entry { at: secs(2.0 + i as f64), event: Event::LoggedRequest(del("idle-culler")) }),
+        );
+        let owners = TokenOwners { by_client: [("culler".to_string(), "idle-culler".to_string())].into(), otherwise: "harness".into() };
+        let read = HubLogRead { lines: 10, requests: logged_culler_deletes, token_owners: owners, ..HubLogRead::default() };
+        entries.push(Entry { at: secs(10.0), event: Event::HubLogRead(read) });
+        crate::check::testkit::history(entries)
+    }
+
+    #[test]
+    fn request_sources_side_by_side_per_client_then_the_rows_that_differ() {
+        let md = render_sources(&sources(2));
+        assert!(md.contains("from 1.0 s to 9.0 s"), "{md}");
+        assert!(md.contains("| idle-culler | 2 (culler) | 2 |\n"), "{md}");
+        assert!(md.contains("identical (1 rows)"), "{md}");
+        let md = render_sources(&sources(3));
+        assert!(md.contains("| idle-culler | 2 (culler) | 3 |\n"), "{md}");
+        assert!(md.contains("1 of 1 (client, method, route, status) rows differ"), "{md}");
+        assert!(md.contains("| idle-culler | DELETE | `/hub/api/users/{name}` | 204 | 2 | 3 |\n"), "{md}");
+        let s = Scenario::new("hub", "t", "incident");
+        assert!(render(&s, &report(), &sources(2), None).contains("\n## Request sources side by side\n"));
+        assert!(!render(&s, &report(), &History::default(), None).contains("side by side"), "not without a hub log read");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::component::proxy::ProxyConfig;
 use crate::env::{Env, HubEndpoints};
 use crate::fault::DeployPlan;
 use crate::observe::evidence::RecordedGateway;
+use crate::observe::hub_log::TokenOwners;
 use crate::observe::recording_proxy::{RecordingProxy, Upstream};
 use crate::paths::fixtures_dir;
 use crate::profile::Profile;
@@ -107,8 +108,8 @@ pub async fn deploy_hub_stack(
         admin_users: hub_options.admin_users.clone(),
         log_level: hub_options.log_level.clone(),
         services: vec![
-            ServiceSetting { name: "harness".into(), api_token: harness_token.clone(), scopes: strings(HARNESS_SCOPES) },
-            ServiceSetting { name: "idle-culler".into(), api_token: culler_token.clone(), scopes: hub_options.culler_scopes.clone() },
+            ServiceSetting { name: HARNESS_SERVICE.into(), api_token: harness_token.clone(), scopes: strings(HARNESS_SCOPES) },
+            ServiceSetting { name: CULLER_SERVICE.into(), api_token: culler_token.clone(), scopes: hub_options.culler_scopes.clone() },
         ],
         extra_config,
     };
@@ -140,11 +141,25 @@ pub async fn deploy_culler(
     inputs: &StackInputs<'_>,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let url = env.hub()?.api_url("culler").await?;
+    let url = env.hub()?.api_url(CULLER_CLIENT).await?;
     let mut spec = culler.spec(&inputs.toolchain.python(), &url, token, &env.run_dir);
     apply_recorded(&mut spec, inputs.profile, plan, &env.recorder);
     inputs.supervisor.deploy(spec).await?;
     Ok(started.elapsed())
+}
+
+/// The hub service whose token every harness client sends (workloads, faults, probes, the
+/// samplers).
+pub const HARNESS_SERVICE: &str = "harness";
+/// The hub service whose token the culler sends.
+pub const CULLER_SERVICE: &str = "idle-culler";
+/// The culler's recorder listener.
+pub const CULLER_CLIENT: &str = "culler";
+
+/// Whose token each recorder client sends: the culler the culler service's, every other
+/// client the harness's.
+pub fn token_owners() -> TokenOwners {
+    TokenOwners { by_client: [(CULLER_CLIENT.to_string(), CULLER_SERVICE.to_string())].into(), otherwise: HARNESS_SERVICE.into() }
 }
 
 fn strings(s: &[&str]) -> Vec<String> {

@@ -28,8 +28,10 @@ use self::supervisor::Supervisor;
 use self::sweep::{end_run_processes, sweep_abandoned, RunMarker, SweepReport};
 use super::{Backend, BackendError, BackendKind, ComponentStatus, DeployTimings, Deployed, ProcessSignal, RunContext, SamplerTask};
 use crate::component::binderhub::BINDERHUB;
+use crate::component::hub::HUB;
 use crate::env::Env;
 use crate::fault::DeployPlan;
+use crate::observe::hub_log::HubLogSource;
 use crate::observe::procfs::ProcSampler;
 use crate::observe::prom::PromSampler;
 use crate::observe::residue::ResidueSampler;
@@ -269,6 +271,12 @@ impl Backend for LocalBackend {
             )));
         }
         tasks
+    }
+
+    /// `logs/hub.log`: the supervisor writes the hub's output there (restarts append).
+    fn hub_log(&self) -> Option<HubLogSource> {
+        self.supervisor.components().iter().any(|c| c == HUB).then_some(())?;
+        Some(HubLogSource { path: self.supervisor.log_file(HUB), token_owners: hub_stack::token_owners() })
     }
 
     async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {
