@@ -8,7 +8,7 @@ export HUBCHAOS_RUN_GROUP
 NEXTEST_PROFILE ?= ci
 HUBCHAOS = $(CARGO) run --quiet -p hubchaos --
 
-.PHONY: test test-kind test-chaos unit lint lint-workflows soak deps doctor env sweep bench report kind-image cluster cluster-down
+.PHONY: test test-kind test-chaos unit lint lint-workflows soak deps doctor env sweep bench report kind-image stack-images cluster cluster-down
 
 # soak: how long, an optional baseline soak.json to compare with (BASELINE=path), and where to
 # write this run's soak.json to be the next baseline (SAVE_BASELINE=path).
@@ -43,6 +43,12 @@ test-kind:
 kind-image: deps
 	$(HUBCHAOS) cluster tools
 	@if [ -z "$$HUBCHAOS_KIND_NODE_IMAGE" ]; then $(HUBCHAOS) cluster kubernetes && $(HUBCHAOS) cluster image; fi
+
+## stack-images: the hub stack's images for kind (hub, proxy, singleuser, image-cleaner) from
+## the python and npm pins on a Debian rootfs, each checked by running it (root; cached).
+stack-images: deps
+	$(HUBCHAOS) cluster tools
+	$(HUBCHAOS) cluster stack-images
 
 ## cluster / cluster-down: the kind cluster, kept up between runs until cluster-down.
 cluster: kind-image

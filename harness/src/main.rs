@@ -43,6 +43,9 @@ enum ClusterAction {
     Kubernetes,
     /// Assemble (or find in the cache) the kind node image from those, on the pinned engine.
     Image,
+    /// Build (or find in the cache) the hub stack's images (hub, proxy, singleuser,
+    /// image-cleaner) from the python and npm pins on a Debian rootfs (root: mmdebstrap).
+    StackImages,
     /// Bring the kind cluster up (or reuse it): engine, network, pools, pod networking, every
     /// node Ready; each step with its time. Kept until `cluster down`. Needs root.
     Up,
@@ -462,11 +465,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Cluster { action } => {
-            let pins = match pins(profile.as_ref()) {
+            let all = match pins(profile.as_ref()) {
                 Ok(p) => p,
                 Err(code) => return code,
             };
-            let Some(kube) = pins.kubernetes else {
+            let Some(kube) = all.kubernetes.clone() else {
                 eprintln!("hubchaos: the pins name no Kubernetes versions: add a `kubernetes:` section to fixtures/pins.yaml");
                 return ExitCode::from(2);
             };
@@ -509,6 +512,26 @@ fn main() -> ExitCode {
                         }
                     }
                     tools::node_tools(&kube)
+                }
+                ClusterAction::StackImages => {
+                    let dockerd = match hubchaos::backend::kind::engine::ensure_engine(&home, &kube.engine) {
+                        Ok((d, _)) => d,
+                        Err(e) => {
+                            eprintln!("hubchaos: {e:#}");
+                            return ExitCode::from(1);
+                        }
+                    };
+                    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+                    return match rt.block_on(hubchaos::backend::kind::stack_image::ensure(&home, &all, &dockerd)) {
+                        Ok((tar, refs, took)) => {
+                            println!("{} {} ({})", refs.join(" "), tar.display(), how(took));
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!("hubchaos: {e:#}");
+                            ExitCode::from(1)
+                        }
+                    };
                 }
                 ClusterAction::Image => {
                     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");

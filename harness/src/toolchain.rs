@@ -80,6 +80,18 @@ pub struct Pins {
     /// base environment's hash: the binder environment is its own ([`Pins::binder_env`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binder: Option<BinderPins>,
+    /// What the hub stack's images for the kind backend carry besides the python and npm pins
+    /// (KubeSpawner). Not part of the base environment's hash: the images have their own key
+    /// (`backend::kind::stack_image::key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImagePins>,
+}
+
+/// The images' own Python packages, installed after the python pins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagePins {
+    pub python: Vec<PackageSpec>,
 }
 
 /// BinderHub's companions: the python packages installed with it (repo2docker), and the

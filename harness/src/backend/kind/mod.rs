@@ -14,6 +14,7 @@ pub mod kube_build;
 pub mod network;
 pub mod node_image;
 pub mod pools;
+pub mod stack_image;
 pub mod test_image;
 pub mod tools;
 pub mod watch;

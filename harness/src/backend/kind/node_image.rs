@@ -105,17 +105,20 @@ fn scratch_tar(files: &[(PathBuf, String)], to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The docker CLI against the build's engine; each call timed, its output in the log.
-struct Docker {
+/// The docker CLI against a build's engine; each call timed, its output in the log.
+pub(crate) struct Docker {
     cli: PathBuf,
     host: String,
     log: PathBuf,
+    /// What is being built, for the progress lines (`kind node image`).
+    label: &'static str,
 }
 
 impl Docker {
-    fn run(&self, what: &str, args: &[&str]) -> anyhow::Result<String> {
+    pub(crate) fn run(&self, what: &str, args: &[&str]) -> anyhow::Result<String> {
         let started = Instant::now();
-        eprintln!("hubchaos: [kind node image] {what} …");
+        let label = self.label;
+        eprintln!("hubchaos: [{label}] {what} …");
         let out = Command::new(&self.cli)
             .args(args)
             .env("DOCKER_HOST", &self.host)
@@ -126,9 +129,9 @@ impl Docker {
         let _ =
             writeln!(log, "$ docker {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         if !out.status.success() {
-            bail!("[kind node image] {what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+            bail!("[{label}] {what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
         }
-        eprintln!("hubchaos: [kind node image] {what}: {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!("hubchaos: [{label}] {what}: {:.1} s", started.elapsed().as_secs_f64());
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 }
@@ -157,15 +160,106 @@ pub async fn ensure(home: &Path, pins: &KubePins) -> anyhow::Result<(PathBuf, Op
     let (bin, etcd, pause, base, dockerd, coredns) = ingredients;
     let started = Instant::now();
     let dir = out.parent().context("image dir")?.to_path_buf();
+    let tarfile = out.with_extension("tar.partial");
+    let (image, base_ref) = (image_ref(pins), format!("hubchaos/kind-base:{}", base_rootfs::key(pins)));
+    let pins = pins.clone();
+    with_build_engine(&dockerd, &dir, &format!("kind-image-{}", key(&pins)), "kind node image", move |docker, dir| {
+        docker.run(
+            "import the base rootfs",
+            &[
+                "import",
+                "-c",
+                "ENV container=docker",
+                "-c",
+                "STOPSIGNAL SIGRTMIN+3",
+                "-c",
+                ENTRYPOINT,
+                &base.display().to_string(),
+                &base_ref,
+            ],
+        )?;
+        let mut refs = Vec::new();
+        for s in scratch_images(dir, &pins, &bin, &etcd, &pause, &coredns) {
+            let t = dir.join("scratch.tar");
+            scratch_tar(&s.files, &t)?;
+            let mut args = vec!["import".to_string(), "-c".into(), "ENV PATH=/usr/local/bin:/usr/bin:/bin".into()];
+            if let Some(e) = &s.entrypoint {
+                args.extend(["-c".into(), format!(r#"ENTRYPOINT ["{e}"]"#)]);
+            }
+            args.extend([t.display().to_string(), s.reference.clone()]);
+            docker.run(&format!("image {}", s.reference), &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+            let _ = std::fs::remove_file(&t);
+            refs.push(s.reference);
+        }
+        // kind's containerd config names pause 3.10 as its sandbox image.
+        let pause_ref = format!("registry.k8s.io/pause:{}", pins.pause);
+        docker.run("tag pause as kind's sandbox image", &["tag", &pause_ref, "registry.k8s.io/pause:3.10"])?;
+        refs.push("registry.k8s.io/pause:3.10".into());
+        // kube-proxy needs iptables: the base rootfs with its binary.
+        let proxy_ref = format!("registry.k8s.io/kube-proxy:{}", pins.kubernetes);
+        docker.run("create the kube-proxy image's container", &["create", "--name", "kube-proxy-build", &base_ref])?;
+        docker
+            .run("copy kube-proxy", &["cp", &bin.join("kube-proxy").display().to_string(), "kube-proxy-build:/usr/local/bin/kube-proxy"])?;
+        docker.run("commit kube-proxy", &["commit", "-c", "ENTRYPOINT []", "kube-proxy-build", &proxy_ref])?;
+        docker.run("remove its container", &["rm", "kube-proxy-build"])?;
+        refs.push(proxy_ref);
+        let images = dir.join("images.tar");
+        let mut save = vec!["save", "-o"];
+        let images_s = images.display().to_string();
+        save.push(&images_s);
+        save.extend(refs.iter().map(String::as_str));
+        docker.run("save the images", &save)?;
+        docker.run(
+            "start the build container",
+            &["run", "-d", "--privileged", "--name", "node-build", "--entrypoint", "/bin/sleep", &base_ref, "infinity"],
+        )?;
+        for b in ["kubeadm", "kubelet", "kubectl"] {
+            docker.run(&format!("copy {b}"), &["cp", &bin.join(b).display().to_string(), &format!("node-build:/usr/bin/{b}")])?;
+        }
+        docker.run("copy the images", &["cp", &images_s, "node-build:/kind/images.tar"])?;
+        let script = format!(
+            "echo {} > /kind/version; (containerd > /tmp/containerd.log 2>&1 &); \
+             for i in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.2; done; \
+             ctr -n k8s.io images import --all-platforms --no-unpack --digests /kind/images.tar; \
+             ctr -n k8s.io images ls -q; kill $(pidof containerd); rm /kind/images.tar; rm -rf /tmp/*",
+            pins.kubernetes
+        );
+        let listed = docker.run("import the images into the node's containerd", &["exec", "node-build", "/bin/sh", "-ec", &script])?;
+        for r in &refs {
+            anyhow::ensure!(listed.lines().any(|l| l.trim() == r), "the node's containerd does not list {r}:\n{listed}");
+        }
+        docker.run("stop the build container", &["stop", "-t", "1", "node-build"])?;
+        docker.run("commit the node image", &["commit", "-c", ENTRYPOINT, "-c", "CMD []", "node-build", &image])?;
+        docker.run("remove the build container", &["rm", "node-build"])?;
+        docker.run("save the node image", &["save", "-o", &tarfile.display().to_string(), &image])?;
+        std::fs::rename(&tarfile, dir.join("node.tar"))?;
+        let _ = std::fs::remove_file(&images);
+        Ok(())
+    })
+    .await?;
+    Ok((out, Some(started.elapsed())))
+}
+
+/// Run `build` (blocking: docker CLI calls) against the engine at `dockerd`, started for it as a
+/// supervised process of a throwaway local run named `run_name` under `dir/build` (its own
+/// socket, data root and exec root, a run marker: a killed build is swept like a killed run),
+/// then stopped and removed, whatever `build` did. `build` gets the CLI and `dir`.
+pub(crate) async fn with_build_engine<T: Send + 'static>(
+    dockerd: &Path,
+    dir: &Path,
+    run_name: &str,
+    label: &'static str,
+    build: impl FnOnce(&Docker, &Path) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
     let run_dir = dir.join("build");
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(run_dir.join("logs"))?;
-    let run_id = format!("kind-image-{}-{}", key(pins), std::process::id());
+    let run_id = format!("{run_name}-{}", std::process::id());
     let marker = Arc::new(Mutex::new(RunMarker::create(&run_id, &run_dir)?));
     let supervisor = Arc::new(Supervisor::new(&run_id, run_dir.join("logs"), Recorder::in_memory(Instant::now()), marker.clone()));
     let layout = NodeLayout::new(&run_dir, &run_id);
     std::fs::create_dir_all(&layout.data_root)?;
-    let mut config = DockerdConfig::with_program(dockerd, layout.clone());
+    let mut config = DockerdConfig::with_program(dockerd.to_path_buf(), layout.clone());
     config.restart = RestartPolicy::Never;
     config.log_level = "info".into();
     let result = async {
@@ -175,88 +269,10 @@ pub async fn ensure(home: &Path, pins: &KubePins) -> anyhow::Result<(PathBuf, Op
             cli: crate::toolchain::find_program("docker").context("no docker CLI on PATH")?,
             host: format!("unix://{}", layout.docker_socket.display()),
             log: dir.join("build.log"),
+            label,
         };
-        let base_ref = format!("hubchaos/kind-base:{}", base_rootfs::key(pins));
-        let image = image_ref(pins);
-        let tarfile = out.with_extension("tar.partial");
-        let (bin, etcd, pause, coredns, dir, pins) = (bin.clone(), etcd.clone(), pause.clone(), coredns.clone(), dir.clone(), pins.clone());
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            docker.run(
-                "import the base rootfs",
-                &[
-                    "import",
-                    "-c",
-                    "ENV container=docker",
-                    "-c",
-                    "STOPSIGNAL SIGRTMIN+3",
-                    "-c",
-                    ENTRYPOINT,
-                    &base.display().to_string(),
-                    &base_ref,
-                ],
-            )?;
-            let mut refs = Vec::new();
-            for s in scratch_images(&dir, &pins, &bin, &etcd, &pause, &coredns) {
-                let t = dir.join("scratch.tar");
-                scratch_tar(&s.files, &t)?;
-                let mut args = vec!["import".to_string(), "-c".into(), "ENV PATH=/usr/local/bin:/usr/bin:/bin".into()];
-                if let Some(e) = &s.entrypoint {
-                    args.extend(["-c".into(), format!(r#"ENTRYPOINT ["{e}"]"#)]);
-                }
-                args.extend([t.display().to_string(), s.reference.clone()]);
-                docker.run(&format!("image {}", s.reference), &args.iter().map(String::as_str).collect::<Vec<_>>())?;
-                let _ = std::fs::remove_file(&t);
-                refs.push(s.reference);
-            }
-            // kind's containerd config names pause 3.10 as its sandbox image.
-            let pause_ref = format!("registry.k8s.io/pause:{}", pins.pause);
-            docker.run("tag pause as kind's sandbox image", &["tag", &pause_ref, "registry.k8s.io/pause:3.10"])?;
-            refs.push("registry.k8s.io/pause:3.10".into());
-            // kube-proxy needs iptables: the base rootfs with its binary.
-            let proxy_ref = format!("registry.k8s.io/kube-proxy:{}", pins.kubernetes);
-            docker.run("create the kube-proxy image's container", &["create", "--name", "kube-proxy-build", &base_ref])?;
-            docker.run(
-                "copy kube-proxy",
-                &["cp", &bin.join("kube-proxy").display().to_string(), "kube-proxy-build:/usr/local/bin/kube-proxy"],
-            )?;
-            docker.run("commit kube-proxy", &["commit", "-c", "ENTRYPOINT []", "kube-proxy-build", &proxy_ref])?;
-            docker.run("remove its container", &["rm", "kube-proxy-build"])?;
-            refs.push(proxy_ref);
-            let images = dir.join("images.tar");
-            let mut save = vec!["save", "-o"];
-            let images_s = images.display().to_string();
-            save.push(&images_s);
-            save.extend(refs.iter().map(String::as_str));
-            docker.run("save the images", &save)?;
-            docker.run(
-                "start the build container",
-                &["run", "-d", "--privileged", "--name", "node-build", "--entrypoint", "/bin/sleep", &base_ref, "infinity"],
-            )?;
-            for b in ["kubeadm", "kubelet", "kubectl"] {
-                docker.run(&format!("copy {b}"), &["cp", &bin.join(b).display().to_string(), &format!("node-build:/usr/bin/{b}")])?;
-            }
-            docker.run("copy the images", &["cp", &images_s, "node-build:/kind/images.tar"])?;
-            let script = format!(
-                "echo {} > /kind/version; (containerd > /tmp/containerd.log 2>&1 &); \
-                 for i in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.2; done; \
-                 ctr -n k8s.io images import --all-platforms --no-unpack --digests /kind/images.tar; \
-                 ctr -n k8s.io images ls -q; kill $(pidof containerd); rm /kind/images.tar; rm -rf /tmp/*",
-                pins.kubernetes
-            );
-            let listed = docker.run("import the images into the node's containerd", &["exec", "node-build", "/bin/sh", "-ec", &script])?;
-            for r in &refs {
-                anyhow::ensure!(listed.lines().any(|l| l.trim() == r), "the node's containerd does not list {r}:\n{listed}");
-            }
-            docker.run("stop the build container", &["stop", "-t", "1", "node-build"])?;
-            docker.run("commit the node image", &["commit", "-c", ENTRYPOINT, "-c", "CMD []", "node-build", &image])?;
-            docker.run("remove the build container", &["rm", "node-build"])?;
-            docker.run("save the node image", &["save", "-o", &tarfile.display().to_string(), &image])?;
-            std::fs::rename(&tarfile, dir.join("node.tar"))?;
-            let _ = std::fs::remove_file(&images);
-            Ok(())
-        })
-        .await??;
-        anyhow::Ok(())
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || build(&docker, &dir)).await?
     }
     .await;
     // Teardown, whatever happened: the engine, what it left, the run's processes, the marker.
@@ -269,9 +285,9 @@ pub async fn ensure(home: &Path, pins: &KubePins) -> anyhow::Result<(PathBuf, Op
         errors.push(format!("removing the marker: {e}"));
     }
     let _ = std::fs::remove_dir_all(&run_dir);
-    result?;
-    anyhow::ensure!(errors.is_empty(), "[kind node image] built, but its teardown failed: {}", errors.join("; "));
-    Ok((out, Some(started.elapsed())))
+    let value = result?;
+    anyhow::ensure!(errors.is_empty(), "[{label}] built, but its teardown failed: {}", errors.join("; "));
+    Ok(value)
 }
 
 #[cfg(test)]
