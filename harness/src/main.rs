@@ -46,6 +46,8 @@ enum ClusterAction {
     /// Build (or find in the cache) the hub stack's images (hub, proxy, singleuser,
     /// image-cleaner) from the python and npm pins on a Debian rootfs (root: mmdebstrap).
     StackImages,
+    /// Import the built stack images into the running cluster's workers (those that lack them).
+    LoadStackImages,
     /// Bring the kind cluster up (or reuse it): engine, network, pools, pod networking, every
     /// node Ready; each step with its time. Kept until `cluster down`. Needs root.
     Up,
@@ -492,6 +494,43 @@ fn main() -> ExitCode {
                 }
                 ClusterAction::Up | ClusterAction::Down | ClusterAction::Status => {
                     return cluster_lifecycle(action, &home, &kube);
+                }
+                ClusterAction::LoadStackImages => {
+                    use hubchaos::backend::kind::{cluster, stack_image};
+                    let tar = stack_image::tar_path(&home, &all);
+                    if !tar.is_file() {
+                        eprintln!(
+                            "hubchaos: the stack images are not built: `make stack-images` (hubchaos cluster stack-images) builds them"
+                        );
+                        return ExitCode::from(2);
+                    }
+                    let refs = stack_image::references(&stack_image::key(&all));
+                    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+                    return rt.block_on(async {
+                        let programs = match cluster::Programs::cached(&home, &kube) {
+                            Ok(p) => p,
+                            Err(why) => {
+                                eprintln!("hubchaos: {why}");
+                                return ExitCode::from(1);
+                            }
+                        };
+                        let layout = cluster::ClusterLayout::new(&home, cluster::DEFAULT_NAME);
+                        match cluster::load_stack_images(&layout, &programs, &tar, &refs).await {
+                            Ok(loaded) => {
+                                for (node, took) in loaded {
+                                    println!(
+                                        "{node}: {}",
+                                        took.map_or("had them".to_string(), |t| format!("imported in {:.1} s", t.as_secs_f64()))
+                                    );
+                                }
+                                ExitCode::SUCCESS
+                            }
+                            Err(e) => {
+                                eprintln!("hubchaos: {e:#}");
+                                ExitCode::from(1)
+                            }
+                        }
+                    });
                 }
                 ClusterAction::Kubernetes => {
                     type Build =

@@ -701,6 +701,40 @@ async fn import_on(layout: &ClusterLayout, p: &Programs, node: &str, tar: &Path)
     .await?
 }
 
+/// The stack images (`tar`, holding `refs`: [`super::stack_image`]) imported into the
+/// containerd of every worker of the running cluster `layout` that lacks one of them (the
+/// control plane runs no hub pod). Returns, per worker, how long its import took (`None`: it
+/// had them all).
+pub async fn load_stack_images(
+    layout: &ClusterLayout,
+    p: &Programs,
+    tar: &Path,
+    refs: &[String],
+) -> anyhow::Result<Vec<(String, Option<Duration>)>> {
+    anyhow::ensure!(layout.read_state().is_some(), "{}: no cluster (`hubchaos cluster up` makes one)", layout.context());
+    let control_plane = format!("{}-control-plane", layout.name);
+    let mut loaded = Vec::new();
+    for node in node_names(layout, p).await?.into_iter().filter(|n| *n != control_plane) {
+        let listed = blocking(
+            p.docker(layout),
+            "docker exec (images)",
+            Duration::from_secs(30),
+            layout.log(),
+            vec!["exec", &node, "ctr", "-n", "k8s.io", "images", "ls", "-q"],
+        )
+        .await?;
+        let has = |r: &str| listed.lines().any(|l| l.trim() == r || l.trim() == format!("docker.io/{r}"));
+        if refs.iter().all(|r| has(r)) {
+            loaded.push((node, None));
+            continue;
+        }
+        let started = std::time::Instant::now();
+        import_on(layout, p, &node, tar).await?;
+        loaded.push((node, Some(started.elapsed())));
+    }
+    Ok(loaded)
+}
+
 /// A static busybox as `hubchaos/busybox:<hash>`, imported into every node's containerd.
 async fn import_test_image(layout: &ClusterLayout, p: &Programs) -> anyhow::Result<String> {
     let (tar, reference) = super::test_image::save(&layout.dir, |args: &[&str]| {
