@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use super::tools::{go_env, node_tools, tail, which_go};
+use super::tools::{go_env, node_tools, which_go};
 use crate::toolchain::KubePins;
 
 /// The Debian packages of kind's base image that bookworm has, plus Debian's stand-ins for
@@ -91,15 +91,7 @@ fn kind_files(home: &Path, pins: &KubePins) -> anyhow::Result<PathBuf> {
 }
 
 fn run(what: &str, cmd: &mut Command, log: &Path) -> anyhow::Result<()> {
-    let started = Instant::now();
-    eprintln!("hubchaos: [kind base] {what} …");
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let status = cmd.stdout(file.try_clone()?).stderr(file).status().with_context(|| format!("{what}: starting {cmd:?}"))?;
-    if !status.success() {
-        bail!("[kind base] {what} failed ({status}); last lines of {}:\n{}", log.display(), tail(log, 15));
-    }
-    eprintln!("hubchaos: [kind base] {what}: {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
+    super::tools::run_step("kind base", what, cmd, log)
 }
 
 /// Copy `from` (a tree of kind's files) into `root`, directories as needed, files with `mode`

@@ -655,17 +655,9 @@ async fn image_gc_on_small_disks(layout: &ClusterLayout, p: &Programs, kube: &Ki
 pub async fn restore_images(layout: &ClusterLayout, p: &Programs, test_image: &str) -> anyhow::Result<Vec<String>> {
     let control_plane = format!("{}-control-plane", layout.name);
     let mut restored = Vec::new();
-    for node in node_names(layout, p).await?.into_iter().filter(|n| *n != control_plane) {
-        let listed = blocking(
-            p.docker(layout),
-            "docker exec (images)",
-            Duration::from_secs(30),
-            layout.log(),
-            vec!["exec", &node, "ctr", "-n", "k8s.io", "images", "ls", "-q"],
-        )
-        .await?;
-        let has = |r: &str| listed.lines().any(|l| l.trim() == r || l.trim() == format!("docker.io/{r}"));
-        if !has(SANDBOX_IMAGE) {
+    for node in workers(layout, p).await? {
+        let images = node_images(layout, p, &node).await?;
+        if !images.has(SANDBOX_IMAGE) {
             let script = format!("docker exec {control_plane} ctr -n k8s.io images export - {SANDBOX_IMAGE} | docker exec -i {node} ctr -n k8s.io images import - >/dev/null");
             let mut c = Command::new("sh");
             c.env("DOCKER_HOST", layout.engine.docker_host()).args(["-ec", &script]);
@@ -676,7 +668,7 @@ pub async fn restore_images(layout: &ClusterLayout, p: &Programs, test_image: &s
             tokio::task::spawn_blocking(move || run_bounded(c, "copy the sandbox image", Duration::from_secs(60), &log)).await??;
             restored.push(format!("{SANDBOX_IMAGE} on {node}"));
         }
-        if !has(test_image) {
+        if !images.has(test_image) {
             import_on(layout, p, &node, &super::test_image::saved_path(&layout.dir, test_image)).await?;
             restored.push(format!("{test_image} on {node}"));
         }
@@ -686,6 +678,34 @@ pub async fn restore_images(layout: &ClusterLayout, p: &Programs, test_image: &s
 
 /// kind's containerd `sandbox_image`.
 pub const SANDBOX_IMAGE: &str = "registry.k8s.io/pause:3.10";
+
+/// Every node of the cluster but the control plane.
+async fn workers(layout: &ClusterLayout, p: &Programs) -> anyhow::Result<Vec<String>> {
+    let control_plane = format!("{}-control-plane", layout.name);
+    Ok(node_names(layout, p).await?.into_iter().filter(|n| *n != control_plane).collect())
+}
+
+/// The image references a node's containerd lists (`ctr images ls -q`).
+struct NodeImages(String);
+
+impl NodeImages {
+    /// Listed as `r`, or as `docker.io/r` (how a short name is stored).
+    fn has(&self, r: &str) -> bool {
+        self.0.lines().any(|l| l.trim() == r || l.trim() == format!("docker.io/{r}"))
+    }
+}
+
+async fn node_images(layout: &ClusterLayout, p: &Programs, node: &str) -> anyhow::Result<NodeImages> {
+    let listed = blocking(
+        p.docker(layout),
+        "docker exec (images)",
+        Duration::from_secs(30),
+        layout.log(),
+        vec!["exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q"],
+    )
+    .await?;
+    Ok(NodeImages(listed))
+}
 
 async fn import_on(layout: &ClusterLayout, p: &Programs, node: &str, tar: &Path) -> anyhow::Result<()> {
     let mut c = p.docker(layout);
@@ -712,19 +732,10 @@ pub async fn load_stack_images(
     refs: &[String],
 ) -> anyhow::Result<Vec<(String, Option<Duration>)>> {
     anyhow::ensure!(layout.read_state().is_some(), "{}: no cluster (`hubchaos cluster up` makes one)", layout.context());
-    let control_plane = format!("{}-control-plane", layout.name);
     let mut loaded = Vec::new();
-    for node in node_names(layout, p).await?.into_iter().filter(|n| *n != control_plane) {
-        let listed = blocking(
-            p.docker(layout),
-            "docker exec (images)",
-            Duration::from_secs(30),
-            layout.log(),
-            vec!["exec", &node, "ctr", "-n", "k8s.io", "images", "ls", "-q"],
-        )
-        .await?;
-        let has = |r: &str| listed.lines().any(|l| l.trim() == r || l.trim() == format!("docker.io/{r}"));
-        if refs.iter().all(|r| has(r)) {
+    for node in workers(layout, p).await? {
+        let images = node_images(layout, p, &node).await?;
+        if refs.iter().all(|r| images.has(r)) {
             loaded.push((node, None));
             continue;
         }

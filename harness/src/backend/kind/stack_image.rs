@@ -119,15 +119,7 @@ fn unbakeable(spec: &PackageSpec) -> Option<String> {
 }
 
 fn run(what: &str, cmd: &mut Command, log: &Path) -> anyhow::Result<()> {
-    let started = Instant::now();
-    eprintln!("hubchaos: [stack images] {what} …");
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let status = cmd.stdout(file.try_clone()?).stderr(file).status().with_context(|| format!("{what}: starting {cmd:?}"))?;
-    if !status.success() {
-        bail!("[stack images] {what} failed ({status}); last lines of {}:\n{}", log.display(), super::tools::tail(log, 15));
-    }
-    eprintln!("hubchaos: [stack images] {what}: {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
+    super::tools::run_step("stack images", what, cmd, log)
 }
 
 /// The [`RECIPE`]: the root filesystem at `root` (removed first), packed as `tar`.

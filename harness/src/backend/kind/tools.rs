@@ -172,6 +172,20 @@ pub fn which_go() -> anyhow::Result<PathBuf> {
     find_program("go").context("no `go` on PATH: kind, helm and the node image are built from Go modules; install Go 1.24 or newer")
 }
 
+/// One step of a build labelled `label` (`kind base`): `cmd` with its output appended to `log`,
+/// timed on stderr; a failure quotes the log's last lines.
+pub(crate) fn run_step(label: &str, what: &str, cmd: &mut std::process::Command, log: &Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    eprintln!("hubchaos: [{label}] {what} …");
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let status = cmd.stdout(file.try_clone()?).stderr(file).status().with_context(|| format!("{what}: starting {cmd:?}"))?;
+    if !status.success() {
+        anyhow::bail!("[{label}] {what} failed ({status}); last lines of {}:\n{}", log.display(), tail(log, 15));
+    }
+    eprintln!("hubchaos: [{label}] {what}: {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// The last `n` lines of a build log (for the error of a failed step).
 pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

@@ -79,8 +79,15 @@ pub async fn deploy_binder(
     let link = short_repo_link(&crate::paths::hubchaos_home(), &short, &repo_dir)?;
     let unlink = link.clone();
     env.cleanup.push("remove the link to the sample repos", Box::pin(async move { Ok(std::fs::remove_file(&unlink)?) }));
-    let (repos, b, d) = (options.repos.clone(), base.clone(), repo_dir.clone());
-    tokio::task::spawn_blocking(move || make_repos(&d, &repos, &b)).await??;
+    // Made off the runtime's threads (git runs for each repo), with the sha of each repo's
+    // `main` when the GitHub API stand-in has to answer with it.
+    let (repos, b, d, from_github) = (options.repos.clone(), base.clone(), repo_dir.clone(), options.source == RepoSource::GitHub);
+    let shas = tokio::task::spawn_blocking(move || -> anyhow::Result<BTreeMap<String, String>> {
+        make_repos(&d, &repos, &b)?;
+        let shas = repos.iter().filter(|_| from_github).map(|r| Ok((r.name.clone(), main_sha(&d.join(format!("{}.git", r.name)))?)));
+        shas.collect()
+    })
+    .await??;
     // The path that asks BinderHub for each repo; from "GitHub", through the API stand-in.
     let (builds, github_api) = match options.source {
         RepoSource::Git => {
@@ -89,10 +96,6 @@ pub async fn deploy_binder(
             (builds.collect::<BTreeMap<_, _>>(), None)
         }
         RepoSource::GitHub => {
-            let mut shas = BTreeMap::new();
-            for r in &options.repos {
-                shas.insert(r.name.clone(), main_sha(&repo_dir.join(format!("{}.git", r.name)))?);
-            }
             let api = GitHubApi::start(shas, env.recorder.clone()).await;
             let builds = options.repos.iter().map(|r| (r.name.clone(), gh_build_path(&r.name, "main")));
             (builds.collect(), Some(std::sync::Arc::new(api)))
