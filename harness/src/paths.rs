@@ -28,6 +28,12 @@ pub fn fixtures_dir() -> PathBuf {
     workspace_root().join("fixtures")
 }
 
+/// The repository's `kind/charts/` (the reference chart the kind backend installs when no
+/// chart is given).
+pub fn charts_dir() -> PathBuf {
+    workspace_root().join("kind").join("charts")
+}
+
 /// `target/hubchaos/runs` of this workspace. `$HUBCHAOS_RUNS` overrides.
 pub fn runs_root() -> PathBuf {
     if let Some(p) = std::env::var_os("HUBCHAOS_RUNS") {

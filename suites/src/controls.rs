@@ -5,15 +5,27 @@
 
 use hubchaos::prelude::*;
 
-use crate::culler::{culler_2018, culler_replay, SETTLE};
+use crate::culler::{culler_2018, culler_2018_at, culler_replay, Timescale, SETTLE};
 use crate::{binder, cleaner, hub, node, spawn};
 
-fn small_accumulation() -> AccumulateUsers {
-    AccumulateUsers { never_started: 40, stopped: 253, running_idle: 3, running_active: 2, admins: 2, settle: SETTLE, ..Default::default() }
+fn small_accumulation(t: Timescale) -> AccumulateUsers {
+    AccumulateUsers {
+        never_started: 40,
+        stopped: 253,
+        running_idle: 3,
+        running_active: 2,
+        admins: 2,
+        settle: t.settle(),
+        ..Default::default()
+    }
 }
 
 fn small_replay(name: &'static str, incident: &'static str, culler: CullerOptions) -> Scenario {
-    culler_replay("controls", name, incident, small_accumulation(), culler, Duration::from_secs(25), Duration::from_secs(22))
+    small_replay_at(Timescale::LOCAL, name, incident, culler)
+}
+
+fn small_replay_at(t: Timescale, name: &'static str, incident: &'static str, culler: CullerOptions) -> Scenario {
+    culler_replay("controls", name, incident, small_accumulation(t), culler, t.small_window, t.small_deadline)
 }
 
 /// The 2018 culler bug as a mutant: on top of the real culler, stop requests for servers that
@@ -21,11 +33,21 @@ fn small_replay(name: &'static str, incident: &'static str, culler: CullerOption
 /// JupyterHub 6.1.1 answers them 204, so only the checks that look at what was asked can see
 /// it: `wasted-requests` and the two rate ceilings.
 pub fn flood_is_caught() -> Scenario {
-    let mut s = small_replay(
+    flood_is_caught_at(Timescale::LOCAL)
+}
+
+/// [`flood_is_caught`] on kind ([`Timescale::KIND`]).
+pub fn flood_is_caught_on_kind() -> Scenario {
+    flood_is_caught_at(Timescale::KIND)
+}
+
+fn flood_is_caught_at(t: Timescale) -> Scenario {
+    let mut s = small_replay_at(
+        t,
         "flood_is_caught",
         "Negative control for flood_replay: the 2018 flood pattern injected as the culler must be \
          caught by what it asks (wasted stops, request rate), not by status codes.",
-        culler_2018(),
+        culler_2018_at(t),
     );
     s.faults.push(Scheduled::new(
         FloodApi { as_client: "culler".into(), class: ADMIN.into(), per_second: 20.0, max_requests: 2_000 },
@@ -41,11 +63,21 @@ pub fn flood_is_caught() -> Scenario {
 /// The culler that only stops servers and never deletes users (no `--cull-users`): users
 /// accumulate, as they did in 2018 when the culler's exception skipped the user deletion.
 pub fn accumulation_is_caught() -> Scenario {
-    let mut s = small_replay(
+    accumulation_is_caught_at(Timescale::LOCAL)
+}
+
+/// [`accumulation_is_caught`] on kind ([`Timescale::KIND`]).
+pub fn accumulation_is_caught_on_kind() -> Scenario {
+    accumulation_is_caught_at(Timescale::KIND)
+}
+
+fn accumulation_is_caught_at(t: Timescale) -> Scenario {
+    let mut s = small_replay_at(
+        t,
         "accumulation_is_caught",
         "Negative control for flood_replay: a culler without --cull-users stops idle servers but \
          never deletes users; the user-count convergence check must fail.",
-        CullerOptions { cull_users: false, ..culler_2018() },
+        CullerOptions { cull_users: false, ..culler_2018_at(t) },
     );
     s.expect = Expectation::fail_on(&["convergence:users"], "the culler runs without --cull-users");
     s

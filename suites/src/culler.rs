@@ -36,32 +36,71 @@ impl CullerCostModel {
 /// 2,000 users piled up (the flood's starting point): most stopped a day ago, some never
 /// started, 10 running idle real servers, 5 in active use, 2 idle admins.
 pub fn accumulated_2018() -> AccumulateUsers {
+    accumulated_2018_at(Timescale::LOCAL)
+}
+
+/// [`accumulated_2018`], its idle servers settled for `t`'s culler.
+pub fn accumulated_2018_at(t: Timescale) -> AccumulateUsers {
     AccumulateUsers {
         never_started: 200,
         stopped: 1_783,
         running_idle: 10,
         running_active: 5,
         admins: 2,
-        settle: SETTLE,
+        settle: t.settle(),
         ..Default::default()
     }
 }
 
-/// Idle timeout of the scenarios' culler: short, so idle servers need not wait long, and four
-/// times the active users' activity period (`KeepActive` every 3 s), so no active user is ever
-/// a round's candidate.
+/// Idle timeout of the scenarios' culler on local: short, so idle servers need not wait long,
+/// and four times the active users' activity period (`KeepActive` every 3 s), so no active
+/// user is ever a round's candidate.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(12);
 
 /// How long idle servers sit before the culler arrives: past its timeout, with a margin for
 /// the hub's own activity stamp of a server that just started.
 pub const SETTLE: Duration = Duration::from_secs(IDLE_TIMEOUT.as_secs() + 3);
 
+/// The culler replays' time scale on a backend: the culler's idle timeout, and the small
+/// replays' window and deadline.
+///
+/// On kind the culler arrives as z2jh's does, by a chart upgrade, and any upgrade restarts
+/// the hub: the active users' last activity the hub knows is then from before the restart
+/// (measured: the hub back 7-8 s after helm returned), and the culler's first round runs the
+/// moment the hub is up, before the first `KeepActive` request reaches it. With the local 12 s
+/// timeout they were culled (seen: "inactive for 00:00:18"), so kind's timeout is 25 s; and
+/// KubeSpawner stops a pod in ~1.7 s where the local spawner stops a process at once, so the
+/// small replays' round takes longer: a longer window and deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timescale {
+    pub idle_timeout: Duration,
+    pub small_window: Duration,
+    pub small_deadline: Duration,
+}
+
+impl Timescale {
+    pub const LOCAL: Timescale =
+        Timescale { idle_timeout: IDLE_TIMEOUT, small_window: Duration::from_secs(25), small_deadline: Duration::from_secs(22) };
+    pub const KIND: Timescale =
+        Timescale { idle_timeout: Duration::from_secs(25), small_window: Duration::from_secs(40), small_deadline: Duration::from_secs(36) };
+
+    /// How long idle servers sit before the culler arrives ([`SETTLE`] for local).
+    pub fn settle(&self) -> Duration {
+        self.idle_timeout + Duration::from_secs(3)
+    }
+}
+
 /// The culler as z2jh runs it with `cull.users: true`, `cull.adminUsers: false`, a short idle
 /// timeout, and rounds further apart than one round takes: 2,000 users take 80-150 s here (the
 /// culler handles users one after another; 13-25 deletions/s), so a round every 300 s.
 pub fn culler_2018() -> CullerOptions {
+    culler_2018_at(Timescale::LOCAL)
+}
+
+/// [`culler_2018`] with `t`'s idle timeout.
+pub fn culler_2018_at(t: Timescale) -> CullerOptions {
     CullerOptions {
-        timeout: IDLE_TIMEOUT,
+        timeout: t.idle_timeout,
         cull_every: Duration::from_secs(300),
         cull_users: true,
         cull_admin_users: false,
@@ -139,6 +178,15 @@ pub fn culler_replay(
 
 /// Replay of 2018-04-18 with the real (fixed) culler on 2,000 accumulated users.
 pub fn flood_replay() -> Scenario {
+    flood_replay_at(Timescale::LOCAL)
+}
+
+/// [`flood_replay`] on kind ([`Timescale::KIND`]).
+pub fn flood_replay_on_kind() -> Scenario {
+    flood_replay_at(Timescale::KIND)
+}
+
+fn flood_replay_at(t: Timescale) -> Scenario {
     culler_replay(
         "culler",
         "flood_replay",
@@ -147,8 +195,8 @@ pub fn flood_replay() -> Scenario {
          every round sent more requests until the hub stopped answering. When the fixed culler arrived \
          it had to cull the accumulated users. Replayed with 2,000 accumulated users and the real \
          culler with --cull-users arriving at that hub.",
-        accumulated_2018(),
-        culler_2018(),
+        accumulated_2018_at(t),
+        culler_2018_at(t),
         Duration::from_secs(100),
         Duration::from_secs(90),
     )

@@ -71,6 +71,19 @@ pub fn catalogue() -> Vec<fn() -> Scenario> {
     ]
 }
 
+/// The scenarios that also run on kind, the same declarations (one scenario, two backends; the
+/// culler replays at kind's [`culler::Timescale`]),
+/// with whether `make test` runs them there (`false`: `make test-chaos BACKEND=kind` only,
+/// for the time they take). Each becomes a `kind::<area>::<name>` trial beside its
+/// `local::` one.
+pub fn kind_catalogue() -> Vec<(fn() -> Scenario, bool)> {
+    vec![
+        (controls::flood_is_caught_on_kind, true),
+        (controls::accumulation_is_caught_on_kind, false),
+        (culler::flood_replay_on_kind, false),
+    ]
+}
+
 /// What is wrong with a declaration that the type system lets through: a check named by the
 /// expectation or the key figure that the scenario does not run (a control that can never
 /// fail as declared, a key figure that is never shown), and two checks of the same name (the

@@ -24,16 +24,32 @@ fn backend_of(scenario: &Scenario) -> &'static dyn BackendKind {
     }
 }
 
-/// The test name of `scenario`: what nextest, `hubchaos run` and the catalogue call it. The
-/// only place this binary builds one.
-fn test_name(scenario: &Scenario) -> String {
-    scenario.test_name(backend_of(scenario).name())
+/// One trial: the scenario, the backend it runs on, and whether `make test` runs it (a kind
+/// twin may be for `make test-chaos` only).
+struct Planned {
+    build: fn() -> Scenario,
+    backend: &'static dyn BackendKind,
+    in_make_test: bool,
 }
 
-fn run_trial(build: fn() -> Scenario) -> Result<(), Failed> {
+/// Every trial: each scenario on its backend, then the kind twins of those that also run on
+/// kind.
+fn every_trial() -> Vec<Planned> {
+    let mut trials: Vec<Planned> = hubchaos_suites::catalogue()
+        .into_iter()
+        .map(|build| Planned { build, backend: backend_of(&build()), in_make_test: true })
+        .collect();
+    trials.extend(hubchaos_suites::kind_catalogue().into_iter().map(|(build, in_make_test)| Planned {
+        build,
+        backend: &Kind,
+        in_make_test,
+    }));
+    trials
+}
+
+fn run_trial(build: fn() -> Scenario, backend: &'static dyn BackendKind) -> Result<(), Failed> {
     let scenario = build();
     let opts = RunOptions::from_env().map_err(|e| Failed::from(format!("{e:#}")))?;
-    let backend = backend_of(&scenario);
     let report = run_blocking(scenario, backend, opts);
     println!("{} {}", report.test_name, report.outcome.label());
     for c in &report.checks {
@@ -59,11 +75,13 @@ fn main() {
             );
             std::process::exit(2);
         }
-        let entries: Vec<Entry> = hubchaos_suites::catalogue()
+        let entries: Vec<Entry> = every_trial()
             .into_iter()
-            .map(|build| {
+            .map(|Planned { build, backend, in_make_test }| {
                 let scenario = build();
-                Entry::of(&scenario, test_name(&scenario), backend_of(&scenario).cannot_run(&scenario))
+                let mut entry = Entry::of(&scenario, scenario.test_name(backend.name()), backend.cannot_run(&scenario));
+                entry.long |= !in_make_test;
+                entry
             })
             .collect();
         print!("{}", catalogue::to_json_lines(&entries));
@@ -77,12 +95,13 @@ fn main() {
     if args.test_threads.is_none() {
         args.test_threads = Some(1);
     }
-    let trials = hubchaos_suites::catalogue()
+    let trials = every_trial()
         .into_iter()
-        .map(|build| {
+        .map(|Planned { build, backend, in_make_test }| {
             let scenario = build();
-            let skip = backend_of(&scenario).cannot_run(&scenario);
-            Trial::test(test_name(&scenario), move || run_trial(build)).with_ignored_flag(skip.is_some() || scenario.long)
+            let skip = backend.cannot_run(&scenario);
+            Trial::test(scenario.test_name(backend.name()), move || run_trial(build, backend))
+                .with_ignored_flag(skip.is_some() || scenario.long || !in_make_test)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

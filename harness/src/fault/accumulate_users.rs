@@ -7,7 +7,8 @@
 //! fault starts them through the hub API. Their activity cannot be set into the past: the hub
 //! stamps a server's activity when it starts and keeps only newer timestamps from the activity
 //! API. So idle servers are started first and the fault waits until they have been idle for
-//! `settle` (the culler's timeout plus a margin) before it is in place.
+//! `settle` (the culler's timeout plus a margin) before it is in place; meanwhile the users in
+//! active use report activity every few seconds, as their servers would.
 //!
 //! Nothing to heal: the accumulated users are what the culler is judged on. Every user is
 //! recorded by class (`Seeded`), so checks know who must go and who must stay.
@@ -33,6 +34,8 @@ pub const ADMIN: &str = "admin";
 /// Servers started at once while injecting (each is a real jupyterhub-singleuser process).
 const START_CONCURRENCY: usize = 4;
 const READY_WITHIN: Duration = Duration::from_secs(90);
+/// How often the users in active use report activity while the idle servers settle.
+const ACTIVE_EVERY: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AccumulateUsers {
@@ -172,9 +175,25 @@ impl Fault for AccumulateUsers {
             _ = env.cancel.cancelled() => anyhow::bail!("cancelled while starting active servers"),
         }
         if !idle_servers.is_empty() {
-            tokio::select! {
-                _ = tokio::time::sleep_until(idle_since + self.settle) => {}
-                _ = env.cancel.cancelled() => anyhow::bail!("cancelled while idle servers settle"),
+            // The users in active use stay active while the idle ones settle (an activity
+            // report every ACTIVE_EVERY, as their servers would send), so the culler that
+            // arrives next finds them recently active however long its arrival takes.
+            let deadline = idle_since + self.settle;
+            loop {
+                for user in &active {
+                    api.post_activity(user, &[""], std::time::SystemTime::now()).await.with_context(|| format!("keeping {user} active"))?;
+                }
+                let next = (tokio::time::Instant::now() + ACTIVE_EVERY).min(deadline);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => {}
+                    _ = env.cancel.cancelled() => anyhow::bail!("cancelled while idle servers settle"),
+                }
+                if next >= deadline {
+                    break;
+                }
+            }
+            for user in &active {
+                api.post_activity(user, &[""], std::time::SystemTime::now()).await.with_context(|| format!("keeping {user} active"))?;
             }
         }
         Ok(FaultGuard::nothing_to_heal(

@@ -173,6 +173,12 @@ impl TokenOwners {
 pub struct HubLogSource {
     pub path: PathBuf,
     pub token_owners: TokenOwners,
+    /// Services no recording proxy sits in front of (hub name -> the recorder client the
+    /// checks know them by): their logged requests are also recorded as
+    /// [`Event::Request`]s, the only evidence of them there is. On `kind` the culler inside the
+    /// hub pod (`jupyterhub-idle-culler` -> `culler`); empty on `local`, where every client
+    /// passes the recorder.
+    pub unproxied: BTreeMap<String, String>,
 }
 
 /// What reading the hub's log gave (recorded as [`Event::HubLogRead`] once the log is read, so
@@ -221,7 +227,11 @@ pub fn record(source: &HubLogSource, recorder: &Recorder) -> std::io::Result<Hub
         match parse_line(&line) {
             Line::Other => {}
             Line::Request(l) => {
-                events.push((run_clock_at(l.logged_at, l.record.latency, wall_start), Event::LoggedRequest(l.record)));
+                let at = run_clock_at(l.logged_at, l.record.latency, wall_start);
+                if let Some(client) = source.unproxied.get(&l.record.client) {
+                    events.push((at, Event::Request(RequestRecord { client: client.clone(), ..l.record.clone() })));
+                }
+                events.push((at, Event::LoggedRequest(l.record)));
             }
             Line::Malformed => {
                 read.malformed += 1;
@@ -468,7 +478,7 @@ mod tests {
             t(3_000),
         );
         std::fs::write(&path, log).unwrap();
-        let read = record(&HubLogSource { path, token_owners: owners() }, &rec).unwrap();
+        let read = record(&HubLogSource { path: path.clone(), token_owners: owners(), unproxied: Default::default() }, &rec).unwrap();
         assert_eq!((read.lines, read.requests, read.malformed), (5, 2, 1));
         assert!(read.first_malformed.contains("broken"), "{read}");
         let h = rec.history();
@@ -481,8 +491,18 @@ mod tests {
             assert!(*at <= want && want - *at < Duration::from_millis(1), "{at:?} for {want:?}");
         }
         assert_eq!(h.hub_log_read(), Some(&read));
-        let missing = HubLogSource { path: dir.path().join("none.log"), token_owners: owners() };
+        let missing = HubLogSource { path: dir.path().join("none.log"), token_owners: owners(), unproxied: Default::default() };
         assert_eq!(record_if_present(&missing, &rec).unwrap(), None);
+
+        // A service no recorder sees (the culler in the hub pod on kind) is also a request of
+        // the client the checks know it by; everyone else's lines stay logged requests only.
+        let rec = Recorder::in_memory(Instant::now());
+        let unproxied = [("idle-culler".to_string(), "culler".to_string())].into();
+        record(&HubLogSource { path, token_owners: owners(), unproxied }, &rec).unwrap();
+        let h = rec.history();
+        let as_requests: Vec<_> = h.requests().map(|(_, r)| (r.client.as_str(), r.status, r.route.as_str())).collect();
+        assert_eq!(as_requests, vec![("culler", 204, "/hub/api/users/{name}/server"), ("culler", 403, "/hub/api/users/{name}")]);
+        assert_eq!(h.logged_requests().count(), 2, "and they are still in the log's own evidence");
     }
 
     fn req(client: &str, method: &str, route: &str, status: u16) -> RequestRecord {

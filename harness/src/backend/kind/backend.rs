@@ -23,38 +23,64 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::{self, Programs, Up};
+use super::hub_chart::{self, ChartSource, Helm, HubDbVolume};
+use super::hub_stack::{self, KindHubStack};
 use super::kube::KindCluster;
+use super::log_follow::LogFollower;
 use super::pools::{self, POOL_LABEL};
 use super::watch::Watcher;
+use crate::backend::local::overrides::hub_extra_config;
 use crate::backend::{Backend, BackendError, BackendKind, ComponentStatus, Deployed, ProcessSignal, RunContext, SamplerTask};
 use crate::env::Env;
 use crate::fault::DeployPlan;
+use crate::observe::hub_log::HubLogSource;
 use crate::scenario::{Deployment, Needs, Scenario};
 
 /// The kind backend before a run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Kind;
 
-/// Why this machine cannot run `needs` on kind now (cheap: files only).
-fn missing(needs: &Needs, deploys_something: bool) -> Option<String> {
-    if !needs.cluster {
-        return Some("not a cluster scenario: the hub stack on kind (the charts) is not built yet; it runs on local".into());
+/// Why this machine cannot run `scenario`'s needs and deployment on kind now (cheap: files only).
+fn missing(needs: &Needs, deploy: Option<&Deployment>) -> Option<String> {
+    let hub = deploy.is_some_and(|d| d.hub.is_some());
+    if !needs.cluster && !hub {
+        return Some("deploys nothing on a cluster: it runs on local".into());
     }
-    if deploys_something {
-        return Some("the kind backend deploys no hub or node of its own yet".into());
+    if let Some(d) = deploy {
+        if d.node.is_some() {
+            return Some(
+                "deploys a node of its own (dockerd, the image cleaner): on kind that is the binderhub chart's, not built yet".into(),
+            );
+        }
+        if d.binder.is_some() {
+            return Some("deploys BinderHub: the binderhub chart on kind is not built yet; it runs on local".into());
+        }
     }
     if let Err(why) = crate::component::node_disk::requires_root() {
         return Some(format!("a kind cluster {why}"));
     }
     let pins = match crate::toolchain::Pins::load_default() {
-        Ok(p) => p.kubernetes?,
+        Ok(p) => p,
         Err(e) => return Some(format!("{e}")),
     };
-    if let Err(why) = Programs::cached(&crate::paths::hubchaos_home(), &pins) {
+    let kube_pins = pins.kubernetes.clone()?;
+    let home = crate::paths::hubchaos_home();
+    if let Err(why) = Programs::cached(&home, &kube_pins) {
         return Some(why);
     }
     if !Path::new(super::test_image::BUSYBOX).is_file() {
         return Some("needs Debian's busybox-static for the cluster's test image (`make deps` installs it)".into());
+    }
+    if hub {
+        if hub_chart::helm_program(&home, &kube_pins).is_none() {
+            return Some(format!("helm {} is not built: run `make kind-image`", kube_pins.helm));
+        }
+        if !super::stack_image::tar_path(&home, &pins).is_file() {
+            return Some("the hub stack's images are not built: run `make stack-images` (~2 min cold)".into());
+        }
+        if let Err(e) = ChartSource::from_env() {
+            return Some(format!("{e:#}"));
+        }
     }
     None
 }
@@ -66,12 +92,11 @@ impl BackendKind for Kind {
     }
 
     fn cannot_run(&self, scenario: &Scenario) -> Option<String> {
-        let d = &scenario.deploy;
-        missing(&scenario.needs, d.hub.is_some() || d.node.is_some() || d.culler.is_some())
+        missing(&scenario.needs, Some(&scenario.deploy))
     }
 
     async fn open(&self, needs: &Needs, ctx: RunContext) -> Result<Arc<dyn Backend>, BackendError> {
-        if let Some(reason) = missing(needs, false) {
+        if let Some(reason) = missing(&Needs { cluster: true, ..*needs }, None) {
             return Err(BackendError::Missing(reason));
         }
         let home = crate::paths::hubchaos_home();
@@ -80,7 +105,7 @@ impl BackendKind for Kind {
             Some(p) => p.pins(&pins),
             None => pins,
         };
-        let kube_pins = pins.kubernetes.context("the pins name no Kubernetes versions").map_err(BackendError::Deploy)?;
+        let kube_pins = pins.kubernetes.clone().context("the pins name no Kubernetes versions").map_err(BackendError::Deploy)?;
         let programs = Programs::cached(&home, &kube_pins).map_err(BackendError::Missing)?;
         let started = Instant::now();
         let up = cluster::up(&home, cluster::DEFAULT_NAME, &programs, false, !ctx.progress).await.map_err(BackendError::Deploy)?;
@@ -95,7 +120,18 @@ impl BackendKind for Kind {
         );
         let short: String = ctx.run_id.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
         let namespace = format!("hc-{}", &short[short.len().saturating_sub(40)..]);
-        Ok(Arc::new(KindBackend { ctx, up, programs, namespace, components: Mutex::new(Vec::new()) }))
+        let helm = hub_chart::helm_program(&home, &kube_pins);
+        Ok(Arc::new(KindBackend {
+            ctx,
+            up,
+            programs,
+            pins,
+            helm,
+            namespace,
+            components: Mutex::new(Vec::new()),
+            run: Mutex::new(None),
+            hub_stack: Mutex::new(None),
+        }))
     }
 }
 
@@ -122,6 +158,38 @@ impl KindRun {
             .with_context(|| format!("the cluster has no pool `{pool}` (it has {:?})", self.pools.keys()))
     }
 
+    /// Run `script` with `sh -ec` in the node container of `pool` with the file `input` as its
+    /// standard input (bounded): how a file of this machine reaches a node (`docker cp` into
+    /// a node's tmpfs does not).
+    pub async fn exec_on_node_with_input(&self, pool: &str, script: &str, input: &Path, within: Duration) -> anyhow::Result<()> {
+        let node = self.node_of(pool)?.to_string();
+        let mut cmd = std::process::Command::new(&self.programs.docker);
+        cmd.env("DOCKER_HOST", self.layout.engine.docker_host()).args(["exec", "-i", &node, "sh", "-ec", script]);
+        cmd.stdin(std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?);
+        let log = self.layout.log();
+        let what = format!("docker exec -i on {node}");
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut child = cmd
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log)?)
+                .spawn()?;
+            let started = Instant::now();
+            loop {
+                if let Some(status) = child.try_wait()? {
+                    anyhow::ensure!(status.success(), "{what}: {status} (see {})", log.display());
+                    return Ok(());
+                }
+                if started.elapsed() >= within {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("{what}: still running after {within:?}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .await?
+    }
+
     /// Run `script` with `sh -ec` in the node container of `pool` (bounded); its output.
     pub async fn exec_on_node(&self, pool: &str, script: &str, within: Duration) -> anyhow::Result<String> {
         let node = self.node_of(pool)?.to_string();
@@ -138,8 +206,13 @@ pub struct KindBackend {
     ctx: RunContext,
     up: Up,
     programs: Programs,
+    /// The pins with the profile's overrides (the stack images' tag comes from them).
+    pins: crate::toolchain::Pins,
+    helm: Option<std::path::PathBuf>,
     namespace: String,
     components: Mutex<Vec<String>>,
+    run: Mutex<Option<KindRun>>,
+    hub_stack: Mutex<Option<Arc<KindHubStack>>>,
 }
 
 impl KindBackend {
@@ -180,13 +253,68 @@ impl KindBackend {
     }
 }
 
+impl KindBackend {
+    /// The stack images on the core and user nodes (imported where missing).
+    async fn load_stack_images(&self, run: &KindRun) -> anyhow::Result<()> {
+        let home = crate::paths::hubchaos_home();
+        let tar = super::stack_image::tar_path(&home, &self.pins);
+        let refs = super::stack_image::references(&super::stack_image::key(&self.pins));
+        let nodes = [run.node_of(hub_stack::CORE_POOL)?.to_string(), run.node_of(hub_stack::USER_POOL)?.to_string()];
+        for (node, took) in cluster::load_stack_images_on(&self.up.layout, &self.programs, &tar, &refs, &nodes).await? {
+            if let Some(took) = took {
+                self.ctx.recorder.phase("images-loaded", format!("stack images on {node} in {:.1} s", took.as_secs_f64()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Volumes of runs whose namespace is gone (killed before their teardown), removed.
+    async fn sweep_orphaned_volumes(&self, run: &KindRun) {
+        match hub_chart::orphaned_volumes(&self.up.kube).await {
+            Ok(orphans) => {
+                for (name, ns) in orphans {
+                    match remove_volume(run, &name, &ns).await {
+                        Ok(()) => self.ctx.recorder.phase("swept", format!("hub database volume {name} of a run gone")),
+                        Err(e) => tracing::warn!("sweeping volume {name}: {e:#}"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("listing hub database volumes: {e:#}"),
+        }
+    }
+
+    /// The stack's inputs (the pinned toolchain's Python only when `seeding`).
+    async fn stack_inputs(&self, seeding: bool) -> anyhow::Result<hub_stack::StackInputs> {
+        let helm_program = self.helm.clone().context("helm is not built: run `make kind-image`")?;
+        let helm = Helm {
+            program: helm_program,
+            kubeconfig: self.up.layout.kubeconfig(),
+            context: self.up.layout.context(),
+            namespace: self.namespace.clone(),
+            log: self.ctx.run_dir.join("logs").join("helm.log"),
+        };
+        let seed_python = match seeding {
+            true => Some(crate::backend::local::ensure_toolchain(self.ctx.profile.as_ref(), self.ctx.progress).await?.python()),
+            false => None,
+        };
+        Ok(hub_stack::StackInputs { helm, chart: ChartSource::from_env()?, images_tag: super::stack_image::key(&self.pins), seed_python })
+    }
+}
+
+/// Delete the hub database volume `name` of namespace `ns` and its directory on the core node.
+async fn remove_volume(run: &KindRun, name: &str, ns: &str) -> anyhow::Result<()> {
+    run.kube.delete_persistent_volume(name).await?;
+    let volume = HubDbVolume::for_namespace(ns, run.node_of(hub_stack::CORE_POOL)?);
+    run.exec_on_node(hub_stack::CORE_POOL, &volume.remove_script(), Duration::from_secs(30)).await.map(drop)
+}
+
 #[async_trait]
 impl Backend for KindBackend {
     fn name(&self) -> &'static str {
         "kind"
     }
 
-    async fn deploy(&self, env: &Env, _deployment: &Deployment, _plan: &DeployPlan) -> Result<Deployed, BackendError> {
+    async fn deploy(&self, env: &Env, deployment: &Deployment, plan: &DeployPlan) -> Result<Deployed, BackendError> {
         let started = Instant::now();
         let pools = self.await_clean_cluster(Duration::from_secs(120)).await.map_err(BackendError::Readiness)?;
         let labels = BTreeMap::from([("hubchaos.io/run".to_string(), "true".to_string())]);
@@ -197,23 +325,57 @@ impl Backend for KindBackend {
         if !restored.is_empty() {
             self.ctx.recorder.phase("images-restored", restored.join(", "));
         }
-        let components: Vec<String> = pools.keys().map(|p| format!("node/{p}")).collect();
-        *self.components.lock().unwrap() = components.clone();
-        env.set_kind(KindRun {
+        let mut components: Vec<String> = pools.keys().map(|p| format!("node/{p}")).collect();
+        let run = KindRun {
             kube: self.up.kube.clone(),
             namespace: self.namespace.clone(),
             test_image,
             pools,
             programs: self.programs.clone(),
             layout: self.up.layout.clone(),
-        });
-        let mut deployed = Deployed { components, ..Deployed::default() };
-        deployed.timings.node_ready_s = started.elapsed().as_secs_f64();
+        };
+        env.set_kind(run.clone());
+        *self.run.lock().unwrap() = Some(run.clone());
+        let node_ready_s = started.elapsed().as_secs_f64();
+        let mut timings = Default::default();
+        if let Some(hub) = &deployment.hub {
+            self.sweep_orphaned_volumes(&run).await;
+            let images_started = Instant::now();
+            self.load_stack_images(&run).await.map_err(BackendError::Deploy)?;
+            let images_s = images_started.elapsed().as_secs_f64();
+            let inputs = self.stack_inputs(!plan.seed.is_empty()).await.map_err(BackendError::Deploy)?;
+            let extra_config = hub_extra_config(&hub.extra_config, plan, self.ctx.profile.as_ref(), &env.recorder);
+            let (stack, t) =
+                hub_stack::deploy_hub_stack(env, &run, hub, plan, &extra_config, &inputs).await.map_err(BackendError::Deploy)?;
+            self.ctx.recorder.phase("hub-stack", format!("stack images on the core and user nodes in {images_s:.1} s"));
+            *self.hub_stack.lock().unwrap() = Some(Arc::new(stack));
+            components.extend(["proxy".to_string(), "hub".to_string()]);
+            timings = t;
+        }
+        *self.components.lock().unwrap() = components.clone();
+        let mut deployed = Deployed { components, timings };
+        deployed.timings.node_ready_s = node_ready_s;
         Ok(deployed)
     }
 
-    async fn deploy_after_setup(&self, _env: &Env, _deployment: &Deployment, _plan: &DeployPlan) -> Result<Duration, BackendError> {
-        Ok(Duration::ZERO)
+    async fn deploy_after_setup(&self, env: &Env, deployment: &Deployment, plan: &DeployPlan) -> Result<Duration, BackendError> {
+        let (Some(hub), Some(culler)) = (&deployment.hub, &deployment.culler) else {
+            return Ok(Duration::ZERO);
+        };
+        let stack = self
+            .hub_stack
+            .lock()
+            .unwrap()
+            .clone()
+            .context("the culler arrives at a hub stack, and none was deployed")
+            .map_err(BackendError::Deploy)?;
+        let run = self.run.lock().unwrap().clone().context("no cluster run").map_err(BackendError::Deploy)?;
+        let inputs = self.stack_inputs(false).await.map_err(BackendError::Deploy)?;
+        let extra_config = hub_extra_config(&hub.extra_config, plan, self.ctx.profile.as_ref(), &env.recorder);
+        let took =
+            hub_stack::deploy_culler(env, &run, &stack, hub, culler, &extra_config, &inputs).await.map_err(BackendError::Readiness)?;
+        self.components.lock().unwrap().push("culler".into());
+        Ok(took)
     }
 
     fn samplers(&self, env: &Env, every: Duration, stop: &CancellationToken) -> Vec<SamplerTask> {
@@ -225,11 +387,45 @@ impl Backend for KindBackend {
             events_log: self.ctx.run_dir.join("logs").join("kube-events.log"),
         });
         let every = every.min(Duration::from_secs(1));
-        vec![Box::pin(watcher.run(every, stop.clone()))]
+        let mut tasks: Vec<SamplerTask> = vec![Box::pin(watcher.run(every, stop.clone()))];
+        if self.hub_stack.lock().unwrap().is_some() {
+            for (component, container) in [("hub", "hub"), ("proxy", "chp")] {
+                let follower = LogFollower {
+                    client: self.up.kube.client(),
+                    namespace: self.namespace.clone(),
+                    selector: hub_chart::pod_selector(component),
+                    container: container.into(),
+                    path: self.ctx.run_dir.join("logs").join(format!("{component}.log")),
+                };
+                tasks.push(Box::pin(follower.run(stop.clone())));
+            }
+        }
+        tasks
     }
 
-    async fn signal(&self, component: &str, _signal: ProcessSignal) -> anyhow::Result<()> {
-        bail!("signals to `{component}` on kind: not built yet (kind runs deploy no process of their own)")
+    fn hub_log(&self) -> Option<HubLogSource> {
+        self.hub_stack.lock().unwrap().is_some().then(|| hub_stack::hub_log_source(&self.ctx.run_dir))
+    }
+
+    /// Kill: the component's pod deleted with no grace (its Deployment makes a new one, as
+    /// after a node loss). Pause and Resume: not built yet on kind.
+    async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {
+        if !matches!(component, "hub" | "proxy") || self.hub_stack.lock().unwrap().is_none() {
+            bail!("`{component}` is not a component of this kind run (it has: {:?})", self.components());
+        }
+        match signal {
+            ProcessSignal::Kill => {
+                let pods = self.up.kube.list_pods(&self.namespace, &hub_chart::pod_selector(component)).await?;
+                anyhow::ensure!(!pods.is_empty(), "no pod of `{component}` to kill");
+                for p in pods {
+                    let name = p.metadata.name.unwrap_or_default();
+                    self.up.kube.delete_pod(&self.namespace, &name, Duration::ZERO).await?;
+                    self.ctx.recorder.phase("pod-killed", format!("{component}: pod {name} deleted with no grace"));
+                }
+                Ok(())
+            }
+            ProcessSignal::Pause | ProcessSignal::Resume => bail!("pausing `{component}` on kind (its cgroup frozen): not built yet"),
+        }
     }
 
     async fn stop(&self, component: &str) -> anyhow::Result<()> {
@@ -244,11 +440,21 @@ impl Backend for KindBackend {
         self.components.lock().unwrap().clone()
     }
 
+    /// The namespace deleted (the release, its pods and claim with it), then the hub
+    /// database's volume and its directory on the core node.
     async fn stop_components(&self) -> Vec<String> {
-        match self.up.kube.delete_namespace_and_wait(&self.namespace, Duration::from_secs(90)).await {
-            Ok(()) => Vec::new(),
-            Err(e) => vec![format!("deleting namespace {}: {e:#}", self.namespace)],
+        let mut errors = Vec::new();
+        if let Err(e) = self.up.kube.delete_namespace_and_wait(&self.namespace, Duration::from_secs(90)).await {
+            errors.push(format!("deleting namespace {}: {e:#}", self.namespace));
         }
+        let stack = self.hub_stack.lock().unwrap().take();
+        let run = self.run.lock().unwrap().clone();
+        if let (Some(stack), Some(run)) = (stack, run) {
+            if let Err(e) = remove_volume(&run, &stack.volume.name, &stack.volume.namespace).await {
+                errors.push(format!("{e:#}"));
+            }
+        }
+        errors
     }
 
     async fn release(&self) -> Vec<String> {
@@ -274,13 +480,13 @@ mod tests {
 
     #[test]
     fn each_backend_refuses_the_others_scenarios_with_the_reason() {
-        let hub = Scenario::new("hub", "t", "");
-        let on_kind = Kind.cannot_run(&hub).expect("a hub scenario does not run on kind yet");
+        let nothing = Scenario::new("hub", "t", "");
+        let on_kind = Kind.cannot_run(&nothing).expect("a scenario that deploys nothing on a cluster is local's");
         assert!(on_kind.contains("runs on local"), "{on_kind}");
         let on_local = Local.cannot_run(&cluster_scenario()).expect("a cluster scenario does not run on local");
         assert!(on_local.contains("kind"), "{on_local}");
-        let mut with_hub = cluster_scenario();
-        with_hub.deploy = Deployment::hub(Default::default());
-        assert!(Kind.cannot_run(&with_hub).unwrap().contains("deploys no hub"), "a cluster scenario with a hub is refused too");
+        let mut with_node = cluster_scenario();
+        with_node.deploy = Deployment::node(crate::component::node::NodeOptions::disk_mb(64));
+        assert!(Kind.cannot_run(&with_node).unwrap().contains("node of its own"), "a node is not deployed on kind yet");
     }
 }

@@ -731,9 +731,21 @@ pub async fn load_stack_images(
     tar: &Path,
     refs: &[String],
 ) -> anyhow::Result<Vec<(String, Option<Duration>)>> {
+    let nodes = workers(layout, p).await?;
+    load_stack_images_on(layout, p, tar, refs, &nodes).await
+}
+
+/// [`load_stack_images`] on `nodes` only (a hub stack needs them on the core and user pools).
+pub async fn load_stack_images_on(
+    layout: &ClusterLayout,
+    p: &Programs,
+    tar: &Path,
+    refs: &[String],
+    nodes: &[String],
+) -> anyhow::Result<Vec<(String, Option<Duration>)>> {
     anyhow::ensure!(layout.read_state().is_some(), "{}: no cluster (`hubchaos cluster up` makes one)", layout.context());
     let mut loaded = Vec::new();
-    for node in workers(layout, p).await? {
+    for node in nodes.iter().cloned() {
         let images = node_images(layout, p, &node).await?;
         if refs.iter().all(|r| images.has(r)) {
             loaded.push((node, None));

@@ -29,7 +29,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Event, Namespace, Node, Pod, PodSpec, Service, Taint, Toleration};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Event, Namespace, Node, PersistentVolume, Pod, PodSpec, Service, Taint, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -377,6 +379,67 @@ impl KindCluster {
         bounded(format!("scaling deployment {ns}/{name} to {replicas}"), api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)))
             .await?;
         Ok(())
+    }
+
+    /// The client, for what builds its own requests (port-forwards, log streams).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Why deployment `ns/name` has not rolled out yet (`None`: it has: the controller saw
+    /// its latest spec, and every replica is updated, available and ready).
+    pub async fn deployment_not_rolled_out(&self, ns: &str, name: &str) -> anyhow::Result<Option<String>> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+        let Some(d) = bounded(format!("reading deployment {ns}/{name}"), api.get_opt(name)).await? else {
+            return Ok(Some("does not exist".into()));
+        };
+        let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let generation = d.metadata.generation.unwrap_or(0);
+        let st = d.status.unwrap_or_default();
+        let seen = st.observed_generation.unwrap_or(0);
+        let (updated, ready, available, total) = (
+            st.updated_replicas.unwrap_or(0),
+            st.ready_replicas.unwrap_or(0),
+            st.available_replicas.unwrap_or(0),
+            st.replicas.unwrap_or(0),
+        );
+        if seen < generation {
+            return Ok(Some(format!("generation {generation} not yet observed ({seen})")));
+        }
+        if updated < want || ready < want || available < want || total > want {
+            return Ok(Some(format!("{ready}/{want} ready, {updated} updated, {available} available, {total} in all")));
+        }
+        Ok(None)
+    }
+
+    /// Creates cluster-scoped volume `pv` (an existing one of the same name is left as it is).
+    pub async fn ensure_persistent_volume(&self, pv: &PersistentVolume) -> anyhow::Result<()> {
+        let api: Api<PersistentVolume> = Api::all(self.client.clone());
+        let name = pv.metadata.name.as_deref().unwrap_or("<unnamed>");
+        match bounded(format!("creating persistent volume {name}"), api.create(&PostParams::default(), pv)).await {
+            Err(e) if api_status(&e).is_some_and(|s| s.reason == "AlreadyExists") => Ok(()),
+            created => created.map(drop),
+        }
+    }
+
+    /// The persistent volumes that carry `label_selector`.
+    pub async fn persistent_volumes(&self, label_selector: &str) -> anyhow::Result<Vec<PersistentVolume>> {
+        let api: Api<PersistentVolume> = Api::all(self.client.clone());
+        Ok(bounded("listing persistent volumes", api.list(&ListParams::default().labels(label_selector))).await?.items)
+    }
+
+    /// Deletes persistent volume `name` (one that does not exist is no error).
+    pub async fn delete_persistent_volume(&self, name: &str) -> anyhow::Result<()> {
+        let api: Api<PersistentVolume> = Api::all(self.client.clone());
+        match bounded(format!("deleting persistent volume {name}"), api.delete(name, &DeleteParams::default())).await {
+            Err(e) if api_status(&e).is_some_and(|s| s.is_not_found()) => Ok(()),
+            deleted => deleted.map(drop),
+        }
+    }
+
+    /// Whether namespace `name` exists.
+    pub async fn namespace_exists(&self, name: &str) -> anyhow::Result<bool> {
+        Ok(bounded(format!("reading namespace {name}"), self.namespace_api().get_opt(name)).await?.is_some())
     }
 
     /// Give daemonset `ns/name` a node selector no node matches (`nowhere`), or take it away.

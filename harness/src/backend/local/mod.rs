@@ -276,7 +276,7 @@ impl Backend for LocalBackend {
     /// `logs/hub.log`: the supervisor writes the hub's output there (restarts append).
     fn hub_log(&self) -> Option<HubLogSource> {
         self.supervisor.components().iter().any(|c| c == HUB).then_some(())?;
-        Some(HubLogSource { path: self.supervisor.log_file(HUB), token_owners: hub_stack::token_owners() })
+        Some(HubLogSource { path: self.supervisor.log_file(HUB), token_owners: hub_stack::token_owners(), unproxied: Default::default() })
     }
 
     async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {

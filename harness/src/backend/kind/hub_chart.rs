@@ -1,0 +1,449 @@
+//! The hub stack on kind: a jupyterhub chart installed by the helm CLI into the run's namespace.
+//!
+//! Which chart: the z2jh checkout a chart PR's CI passes (`HUBCHAOS_CHART_JUPYTERHUB=PATH`, or
+//! `charts.jupyterhub` in a profile; the repository root or its `jupyterhub/` directory), else
+//! the reference chart under `kind/charts/jupyterhub`, which reads the same values keys. One
+//! mapping, [`chart_values`], turns a scenario's options (hub, culler, deploy plan) into values
+//! that serve both: z2jh's keys only, z2jh's offline needs included (no pre-puller, no user
+//! scheduler or placeholders, no cloud-metadata blocking, no network policies that nothing
+//! enforces here, no user storage, a ClusterIP proxy).
+//!
+//! The values are written into the run dir (`helm/values-<n>.json`: JSON is YAML) and applied
+//! with `helm upgrade --install` (bounded); readiness is awaited through kube-rs (the `hub`
+//! and `proxy` Deployments rolled out), not with `--wait`, so a stuck rollout says which
+//! Deployment and why.
+//!
+//! The hub's database lives in the chart's claim `hub-db-dir` (`hub.db.type: sqlite-pvc`): it
+//! outlives a hub restart, as on a real deployment, so the culler can arrive by a chart
+//! upgrade (which restarts the hub, as in 2018) at the users that piled up. The cluster has no
+//! storage provisioner: the harness provides the claim's volume itself, a hostPath on the core
+//! node bound to this run's claim only ([`HubDbVolume`]), and writes a seeded database into it
+//! before the hub starts, as the local backend seeds its file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use k8s_openapi::api::core::v1::PersistentVolume;
+use serde_json::{json, Value};
+
+use super::kube::KindCluster;
+use super::pools::POOL_LABEL;
+use crate::component::culler::CullerOptions;
+use crate::component::hub::{HubOptions, CULLER_SCOPES, HARNESS_SCOPES};
+
+/// The release name; both charts name their resources `hub`, `proxy`, `proxy-api`,
+/// `proxy-public` whatever it is, and label their pods `release=<it>`.
+pub const RELEASE: &str = "jupyterhub";
+/// The environment variable naming a jupyterhub chart to install instead of the reference one.
+pub const CHART_ENV: &str = "HUBCHAOS_CHART_JUPYTERHUB";
+/// The service z2jh (and the reference chart) runs the culler as, inside the hub pod.
+pub const CULLER_SERVICE: &str = "jupyterhub-idle-culler";
+/// The harness's own service, whose token every harness client sends.
+pub const HARNESS_SERVICE: &str = "harness";
+/// The Deployments a hub stack is ready with.
+pub const DEPLOYMENTS: &[&str] = &["hub", "proxy"];
+/// Label selectors of the hub's and the proxy's pods (both charts label them so).
+pub fn pod_selector(component: &str) -> String {
+    format!("component={component},release={RELEASE}")
+}
+
+/// How long `helm upgrade --install` may take (it does not wait for readiness).
+const HELM_WITHIN: Duration = Duration::from_secs(120);
+/// How long the hub and the proxy get to roll out after helm returned.
+pub const ROLLOUT_WITHIN: Duration = Duration::from_secs(180);
+
+/// Where the chart comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChartSource {
+    /// `kind/charts/jupyterhub` of this repository.
+    Reference(PathBuf),
+    /// A z2jh checkout (its `jupyterhub/` chart directory).
+    Given(PathBuf),
+}
+
+impl ChartSource {
+    /// The chart named by `given` (the environment's or the profile's), else the reference one.
+    /// A given path that holds no chart is an error naming it and what was looked for.
+    pub fn resolve(given: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = given else {
+            return Ok(ChartSource::Reference(crate::paths::charts_dir().join("jupyterhub")));
+        };
+        for dir in [path.to_path_buf(), path.join("jupyterhub")] {
+            if dir.join("Chart.yaml").is_file() {
+                return Ok(ChartSource::Given(std::path::absolute(&dir).unwrap_or(dir)));
+            }
+        }
+        bail!(
+            "{}: no jupyterhub chart there (looked for Chart.yaml in it and in its jupyterhub/); pass a z2jh checkout, \
+             e.g. {CHART_ENV}=path/to/zero-to-jupyterhub-k8s",
+            path.display()
+        )
+    }
+
+    /// From [`CHART_ENV`] (an empty value is an error, not the reference chart).
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var_os(CHART_ENV) {
+            None => Self::resolve(None),
+            Some(v) if v.is_empty() => bail!("{CHART_ENV} is empty: unset it for the reference chart, or set it to a z2jh checkout"),
+            Some(v) => Self::resolve(Some(Path::new(&v))),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        match self {
+            ChartSource::Reference(p) | ChartSource::Given(p) => p,
+        }
+    }
+
+    /// `reference chart` or `chart <dir>`, for phases and reports.
+    pub fn describe(&self) -> String {
+        match self {
+            ChartSource::Reference(_) => "the reference chart (kind/charts/jupyterhub)".into(),
+            ChartSource::Given(p) => format!("the chart at {}", p.display()),
+        }
+    }
+}
+
+/// What a scenario's deploy becomes in chart values.
+pub struct ChartInputs<'a> {
+    /// The stack images' tag (`hubchaos/<component>:<tag>`).
+    pub images_tag: &'a str,
+    pub hub: &'a HubOptions,
+    /// `None`: no culler (yet).
+    pub culler: Option<&'a CullerOptions>,
+    /// The hub's extra config with the plan's and the profile's appended.
+    pub extra_config: &'a str,
+    pub harness_token: &'a str,
+    pub proxy_token: &'a str,
+    pub run_id: &'a str,
+}
+
+fn image(component: &str, tag: &str) -> Value {
+    json!({ "name": format!("hubchaos/{component}"), "tag": tag, "pullPolicy": "IfNotPresent" })
+}
+
+/// Python for `hub.extraConfig` that makes the culler service what the scenario declares where
+/// z2jh's `cull.*` keys cannot say it: its role's scopes, and `--api-page-size`.
+fn culler_patch(hub: &HubOptions, culler: Option<&CullerOptions>) -> String {
+    let Some(culler) = culler else { return String::new() };
+    let mut py = String::new();
+    let default_scopes: Vec<String> = CULLER_SCOPES.iter().map(|s| s.to_string()).collect();
+    if hub.culler_scopes != default_scopes {
+        py.push_str(&format!(
+            "for _role in c.JupyterHub.load_roles:\n    if _role.get('name') == {CULLER_SERVICE:?}:\n        _role['scopes'] = {}\n",
+            serde_json::to_string(&hub.culler_scopes).expect("strings serialise")
+        ));
+    }
+    if culler.api_page_size > 0 {
+        py.push_str(&format!(
+            "for _service in c.JupyterHub.services:\n    if _service.get('name') == {CULLER_SERVICE:?}:\n        _service['command'] = list(_service['command']) + ['--api-page-size={}']\n",
+            culler.api_page_size
+        ));
+    }
+    py
+}
+
+/// The values for either chart (z2jh's keys only; see the module docs for why each one).
+pub fn chart_values(i: &ChartInputs<'_>) -> Value {
+    let hub = i.hub;
+    let mut extra_config = BTreeMap::new();
+    let patch = culler_patch(hub, i.culler);
+    if !patch.is_empty() {
+        extra_config.insert("hubchaos-culler", patch);
+    }
+    if !i.extra_config.trim().is_empty() {
+        extra_config.insert("hubchaos-scenario", i.extra_config.to_string());
+    }
+    let cull = match i.culler {
+        None => json!({ "enabled": false }),
+        Some(c) => json!({
+            "enabled": true,
+            "users": c.cull_users,
+            "adminUsers": c.cull_admin_users,
+            "removeNamedServers": c.remove_named_servers,
+            "timeout": c.timeout.as_secs(),
+            "every": c.cull_every.as_secs().max(1),
+            "concurrency": c.concurrency,
+            "maxAge": c.max_age.as_secs(),
+        }),
+    };
+    json!({
+        "hub": {
+            "image": image("hub", i.images_tag),
+            "db": { "type": "sqlite-pvc", "pvc": { "storageClassName": "" } },
+            "networkPolicy": { "enabled": false },
+            "nodeSelector": { POOL_LABEL: "core" },
+            // As the local backend's hub: no shutdown after failed spawns, its spawn limit.
+            "consecutiveFailureLimit": 0,
+            "concurrentSpawnLimit": 100,
+            "config": {
+                "JupyterHub": {
+                    "authenticator_class": "dummy",
+                    "admin_access": true,
+                    "last_activity_interval": hub.last_activity_interval.as_secs().max(1),
+                    "allow_named_servers": hub.allow_named_servers,
+                    "named_server_limit_per_user": hub.named_server_limit_per_user,
+                    "log_level": hub.log_level,
+                    "api_page_default_limit": 50,
+                    "api_page_max_limit": 200,
+                },
+                "Authenticator": { "allow_all": true, "admin_users": hub.admin_users },
+                "Spawner": { "poll_interval": hub.poll_interval.as_secs().max(1), "http_timeout": 30 },
+            },
+            "services": { HARNESS_SERVICE: { "apiToken": i.harness_token } },
+            "loadRoles": { HARNESS_SERVICE: { "services": [HARNESS_SERVICE], "scopes": HARNESS_SCOPES } },
+            "extraConfig": extra_config,
+        },
+        "proxy": {
+            "secretToken": i.proxy_token,
+            "service": { "type": "ClusterIP" },
+            "https": { "enabled": false },
+            "chp": {
+                "image": image("proxy", i.images_tag),
+                "networkPolicy": { "enabled": false },
+                "nodeSelector": { POOL_LABEL: "core" },
+            },
+        },
+        "singleuser": {
+            "image": image("singleuser", i.images_tag),
+            "cmd": "jupyterhub-singleuser",
+            "defaultUrl": "/api",
+            "startTimeout": 120,
+            "storage": { "type": "none" },
+            "networkPolicy": { "enabled": false },
+            "cloudMetadata": { "blockWithIptables": false },
+            "memory": { "guarantee": null },
+            "nodeSelector": { POOL_LABEL: "user" },
+            "extraEnv": {
+                // No passwd entry for uid 1000 in the image: jupyter needs a writable HOME.
+                "HOME": "/tmp",
+                "JUPYTERHUB_ACTIVITY_INTERVAL": hub.singleuser_activity_interval.as_secs().to_string(),
+                "HUBCHAOS_RUN_ID": i.run_id,
+            },
+        },
+        "scheduling": {
+            "userScheduler": { "enabled": false },
+            "userPlaceholder": { "enabled": false },
+            "corePods": { "nodeAffinity": { "matchNodePurpose": "require" } },
+            "userPods": { "nodeAffinity": { "matchNodePurpose": "require" } },
+        },
+        "prePuller": { "hook": { "enabled": false }, "continuous": { "enabled": false } },
+        "cull": cull,
+        "imagePullSecret": { "create": false },
+        "rbac": { "create": true },
+        "debug": { "enabled": false },
+    })
+}
+
+/// The helm CLI pointed at one kind cluster and one namespace.
+#[derive(Debug, Clone)]
+pub struct Helm {
+    pub program: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub context: String,
+    pub namespace: String,
+    /// Where helm's output goes (the run's `logs/helm.log`).
+    pub log: PathBuf,
+}
+
+impl Helm {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        // helm keeps its caches and config under HOME; a run's own, so nothing leaks between runs.
+        let home = self.log.with_file_name("helm-home");
+        cmd.env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .args(["--kubeconfig"])
+            .arg(&self.kubeconfig)
+            .args(["--kube-context", &self.context, "--namespace", &self.namespace]);
+        cmd
+    }
+
+    /// `helm upgrade --install RELEASE CHART -f VALUES` (bounded; no `--wait`).
+    pub async fn upgrade_install(&self, chart: &Path, values: &Path) -> anyhow::Result<Duration> {
+        let mut cmd = self.command();
+        cmd.args(["upgrade", "--install", RELEASE]).arg(chart).arg("--values").arg(values);
+        let (log, what) = (self.log.clone(), format!("helm upgrade --install {RELEASE} {}", chart.display()));
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || super::cluster::run_bounded(cmd, &what, HELM_WITHIN, &log)).await??;
+        Ok(started.elapsed())
+    }
+}
+
+/// Wait until every one of `deployments` rolled out in `ns` (bounded): the time it took, or
+/// which one did not and why.
+pub async fn await_rollout(kube: &KindCluster, ns: &str, deployments: &[&str], within: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let mut waiting = Vec::new();
+        for d in deployments {
+            if let Some(why) = kube.deployment_not_rolled_out(ns, d).await? {
+                waiting.push(format!("{d}: {why}"));
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() >= within {
+            bail!("not rolled out after {within:?}: {} (logs/kube-events.log has the pods' events)", waiting.join("; "));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The volume behind the chart's claim `hub-db-dir` of one run: a hostPath directory on the
+/// core node, owned by the hub's uid, bound to that claim alone (`claimRef`), labelled so a
+/// later run finds it when this one was killed.
+#[derive(Debug, Clone)]
+pub struct HubDbVolume {
+    pub name: String,
+    pub namespace: String,
+    /// The directory on the core node.
+    pub host_dir: String,
+    pub node: String,
+}
+
+/// The label every run's hub database volume carries (its value: the run's namespace).
+pub const VOLUME_LABEL: &str = "hubchaos.io/hub-db-of";
+/// Where the volumes' directories live on the core node.
+pub const VOLUMES_DIR: &str = "/var/lib/hubchaos/hub-db";
+/// The uid the hub runs as (both charts).
+const HUB_UID: u32 = 1000;
+
+impl HubDbVolume {
+    pub fn for_namespace(namespace: &str, node: &str) -> Self {
+        Self {
+            name: format!("{namespace}-hub-db"),
+            namespace: namespace.to_string(),
+            host_dir: format!("{VOLUMES_DIR}/{namespace}"),
+            node: node.to_string(),
+        }
+    }
+
+    /// The shell that makes its directory on the node, empty and owned by the hub's uid.
+    pub fn prepare_script(&self) -> String {
+        format!("rm -rf '{d}' && mkdir -p '{d}' && chown {HUB_UID}:{HUB_UID} '{d}' && chmod 0770 '{d}'", d = self.host_dir)
+    }
+
+    /// The shell that removes its directory.
+    pub fn remove_script(&self) -> String {
+        format!("rm -rf '{}'", self.host_dir)
+    }
+
+    pub fn object(&self) -> anyhow::Result<PersistentVolume> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": { "name": self.name, "labels": { VOLUME_LABEL: self.namespace } },
+            "spec": {
+                "capacity": { "storage": "1Gi" },
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "claimRef": { "namespace": self.namespace, "name": "hub-db-dir" },
+                "hostPath": { "path": self.host_dir, "type": "Directory" },
+                "nodeAffinity": { "required": { "nodeSelectorTerms": [
+                    { "matchExpressions": [ { "key": "kubernetes.io/hostname", "operator": "In", "values": [self.node] } ] }
+                ] } },
+            },
+        }))?)
+    }
+}
+
+/// The hub database volumes whose run's namespace is gone (a run killed before its teardown):
+/// their names and namespaces.
+pub async fn orphaned_volumes(kube: &KindCluster) -> anyhow::Result<Vec<(String, String)>> {
+    let mut orphans = Vec::new();
+    for pv in kube.persistent_volumes(VOLUME_LABEL).await? {
+        let name = pv.metadata.name.clone().unwrap_or_default();
+        let ns = pv.metadata.labels.as_ref().and_then(|l| l.get(VOLUME_LABEL)).cloned().unwrap_or_default();
+        if ns.is_empty() || !kube.namespace_exists(&ns).await? {
+            orphans.push((name, ns));
+        }
+    }
+    Ok(orphans)
+}
+
+/// `helm` in `home` for these pins, if built.
+pub fn helm_program(home: &Path, pins: &crate::toolchain::KubePins) -> Option<PathBuf> {
+    super::tools::tools(pins).into_iter().find(|t| t.name == "helm").map(|t| t.installed_path(home)).filter(|p| p.is_file())
+}
+
+/// Write `values` as `dir/values-<n>.json` (the first free n): every helm call of a run keeps
+/// its values file.
+pub fn write_values(dir: &Path, values: &Value) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = (1..).map(|n| dir.join(format!("values-{n}.json"))).find(|p| !p.exists()).expect("a free name");
+    std::fs::write(&path, serde_json::to_vec_pretty(values)?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(hub: &'a HubOptions, culler: Option<&'a CullerOptions>) -> ChartInputs<'a> {
+        ChartInputs { images_tag: "0123456789abcdef", hub, culler, extra_config: "", harness_token: "h", proxy_token: "p", run_id: "r" }
+    }
+
+    #[test]
+    fn the_culler_is_off_until_it_arrives_and_then_carries_the_scenarios_flags() {
+        let hub = HubOptions::default();
+        let off = chart_values(&inputs(&hub, None));
+        assert_eq!(off["cull"], json!({ "enabled": false }));
+        let culler = CullerOptions { cull_users: true, cull_admin_users: false, timeout: Duration::from_secs(12), ..Default::default() };
+        let on = chart_values(&inputs(&hub, Some(&culler)));
+        assert_eq!(on["cull"]["enabled"], json!(true));
+        assert_eq!(on["cull"]["users"], json!(true));
+        assert_eq!(on["cull"]["adminUsers"], json!(false));
+        assert_eq!(on["cull"]["timeout"], json!(12));
+        assert!(on["hub"]["extraConfig"].as_object().unwrap().is_empty(), "nothing to patch: {}", on["hub"]["extraConfig"]);
+    }
+
+    #[test]
+    fn what_cull_keys_cannot_say_is_patched_in_extra_config() {
+        let mut hub = HubOptions::default();
+        hub.culler_scopes.retain(|s| s != "admin:users");
+        let culler = CullerOptions { api_page_size: 10, ..Default::default() };
+        let v = chart_values(&inputs(&hub, Some(&culler)));
+        let patch = v["hub"]["extraConfig"]["hubchaos-culler"].as_str().unwrap();
+        assert!(patch.contains("\"jupyterhub-idle-culler\"") && !patch.contains("admin:users"), "{patch}");
+        assert!(patch.contains("--api-page-size=10"), "{patch}");
+    }
+
+    #[test]
+    fn the_image_tag_stays_a_string_and_nothing_is_pulled() {
+        let hub = HubOptions::default();
+        let v = chart_values(&ChartInputs { images_tag: "12345678", ..inputs(&hub, None) });
+        for path in [&v["hub"]["image"], &v["proxy"]["chp"]["image"], &v["singleuser"]["image"]] {
+            assert_eq!(path["tag"], json!("12345678"));
+            assert_eq!(path["pullPolicy"], json!("IfNotPresent"));
+        }
+    }
+
+    #[test]
+    fn a_given_path_without_a_chart_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ChartSource::resolve(Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("no jupyterhub chart there"), "{err}");
+        std::fs::create_dir_all(dir.path().join("jupyterhub")).unwrap();
+        std::fs::write(dir.path().join("jupyterhub/Chart.yaml"), "name: jupyterhub\n").unwrap();
+        assert!(matches!(ChartSource::resolve(Some(dir.path())).unwrap(), ChartSource::Given(p) if p.ends_with("jupyterhub")));
+        let reference = ChartSource::resolve(None).unwrap();
+        assert!(reference.dir().join("Chart.yaml").is_file(), "{reference:?}");
+    }
+
+    #[test]
+    fn a_volume_is_bound_to_its_runs_claim_on_the_core_node_only() {
+        let v = HubDbVolume::for_namespace("hc-abc", "hubchaos-worker");
+        let pv = serde_json::to_value(v.object().unwrap()).unwrap();
+        assert_eq!(pv["spec"]["claimRef"], json!({ "namespace": "hc-abc", "name": "hub-db-dir" }));
+        assert_eq!(pv["spec"]["storageClassName"], json!(""));
+        assert_eq!(pv["metadata"]["labels"][VOLUME_LABEL], json!("hc-abc"));
+        assert!(v.prepare_script().contains("chown 1000:1000 '/var/lib/hubchaos/hub-db/hc-abc'"));
+    }
+}

@@ -1,0 +1,176 @@
+//! The hub stack on the kind backend (lifecycle step 3): the run's hub database volume (seeded
+//! when the scenario piles users up), the stack images on the core and user nodes, the chart
+//! installed by helm ([`super::hub_chart`]), port-forwards to the hub and the proxy pods with
+//! the recorder in front of the hub's, and, once the setup is in place, the culler arriving by
+//! a chart upgrade. Each step is timed; the timings are a figure of every run.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::backend::KindRun;
+use super::hub_chart::{self, await_rollout, chart_values, ChartInputs, ChartSource, Helm, HubDbVolume, DEPLOYMENTS, ROLLOUT_WITHIN};
+use super::port_forward::PodForward;
+use crate::backend::local::hub_stack::random_token;
+use crate::backend::DeployTimings;
+use crate::component::culler::CullerOptions;
+use crate::component::hub::{seed_database, HubOptions};
+use crate::env::{Env, HubEndpoints};
+use crate::fault::DeployPlan;
+use crate::observe::evidence::RecordedGateway;
+use crate::observe::hub_log::{HubLogSource, TokenOwners};
+use crate::observe::recording_proxy::{RecordingProxy, Upstream};
+use crate::paths::fixtures_dir;
+
+/// The pool the hub and the proxy run on.
+pub const CORE_POOL: &str = "core";
+/// The pool user pods run on.
+pub const USER_POOL: &str = "user";
+/// Where the hub database sits in its volume (`sqlite:///jupyterhub.sqlite` in the hub's
+/// working directory, the claim's mount, in both charts).
+const DB_FILE: &str = "jupyterhub.sqlite";
+
+/// What the kind hub stack needs besides the scenario's options.
+pub struct StackInputs {
+    pub helm: Helm,
+    pub chart: ChartSource,
+    pub images_tag: String,
+    /// The Python of the pinned toolchain, to seed the database with (only when seeding).
+    pub seed_python: Option<PathBuf>,
+}
+
+/// A deployed hub stack: what upgrades and teardown need.
+pub struct KindHubStack {
+    pub volume: HubDbVolume,
+    harness_token: String,
+    proxy_token: String,
+    /// The hub's and the proxy's forwards, kept open while the run lasts.
+    _forwards: Vec<PodForward>,
+}
+
+/// Whose token each recorder client sends on kind: every one the harness's (the culler runs
+/// inside the hub pod with a token of its own, and passes no recorder).
+pub fn token_owners() -> TokenOwners {
+    TokenOwners { by_client: Default::default(), otherwise: hub_chart::HARNESS_SERVICE.into() }
+}
+
+/// The hub's log on kind (followed into `logs/hub.log`) and the culler's name in it.
+pub fn hub_log_source(run_dir: &Path) -> HubLogSource {
+    HubLogSource {
+        path: run_dir.join("logs").join("hub.log"),
+        token_owners: token_owners(),
+        unproxied: [(hub_chart::CULLER_SERVICE.to_string(), crate::backend::local::hub_stack::CULLER_CLIENT.to_string())].into(),
+    }
+}
+
+/// Volume, images, chart, rollout, forwards, recorder.
+pub async fn deploy_hub_stack(
+    env: &Env,
+    run: &KindRun,
+    hub: &HubOptions,
+    plan: &DeployPlan,
+    extra_config: &str,
+    inputs: &StackInputs,
+) -> anyhow::Result<(KindHubStack, DeployTimings)> {
+    let mut timings = DeployTimings::default();
+    let started = Instant::now();
+    let volume = HubDbVolume::for_namespace(&run.namespace, run.node_of(CORE_POOL)?);
+    run.exec_on_node(CORE_POOL, &volume.prepare_script(), Duration::from_secs(30))
+        .await
+        .context("preparing the hub database's directory")?;
+    if !plan.seed.is_empty() {
+        let python = inputs.seed_python.as_deref().context("seeding needs the pinned toolchain's Python")?;
+        let dir = env.run_dir.join("hub");
+        std::fs::create_dir_all(&dir)?;
+        let db = dir.join(DB_FILE);
+        let report =
+            seed_database(python, &fixtures_dir().join("hub/seed_users.py"), &plan.seed, &format!("sqlite:///{}", db.display()), &dir)
+                .await?;
+        let target = format!("{}/{DB_FILE}", volume.host_dir);
+        let script = format!("cat > '{target}' && chown 1000:1000 '{target}'");
+        run.exec_on_node_with_input(CORE_POOL, &script, &db, Duration::from_secs(60))
+            .await
+            .context("copying the seeded database to the core node")?;
+        timings.seeded_users = report.users;
+        timings.seed_s = report.wall_s;
+    }
+    run.kube.ensure_persistent_volume(&volume.object()?).await?;
+
+    let harness_token = random_token(env);
+    let proxy_token = random_token(env);
+    let stack = KindHubStack { volume, harness_token, proxy_token, _forwards: Vec::new() };
+    let helm_started = Instant::now();
+    apply_values(env, run, hub, None, extra_config, &stack, inputs).await?;
+    timings.hub_ready_s = helm_started.elapsed().as_secs_f64();
+    timings.proxy_ready_s = timings.hub_ready_s;
+
+    let client = run.kube.client();
+    let hub_forward = PodForward::start(client.clone(), &run.namespace, &hub_chart::pod_selector("hub"), 8081).await?;
+    let proxy_forward = PodForward::start(client, &run.namespace, &hub_chart::pod_selector("proxy"), 8000).await?;
+    let hub_addr: SocketAddr = hub_forward.addr();
+    let gateway = Arc::new(RecordedGateway::new(RecordingProxy::start("hub", Upstream::Tcp(hub_addr), env.recorder.clone())?));
+    env.add_request_source(gateway.clone());
+    env.set_hub(HubEndpoints {
+        hub_addr,
+        public_url: format!("http://{}", proxy_forward.addr()),
+        harness_token: stack.harness_token.clone(),
+        gateway,
+    });
+    timings.stack_ready_s = started.elapsed().as_secs_f64();
+    Ok((KindHubStack { _forwards: vec![hub_forward, proxy_forward], ..stack }, timings))
+}
+
+/// The culler arrives: the chart upgraded with `cull.enabled` and the scenario's culler, which
+/// restarts the hub (as any z2jh upgrade does); done when the hub rolled out again.
+pub async fn deploy_culler(
+    env: &Env,
+    run: &KindRun,
+    stack: &KindHubStack,
+    hub: &HubOptions,
+    culler: &CullerOptions,
+    extra_config: &str,
+    inputs: &StackInputs,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    apply_values(env, run, hub, Some(culler), extra_config, stack, inputs).await?;
+    Ok(started.elapsed())
+}
+
+/// Write the values, `helm upgrade --install`, await the rollout of the hub and the proxy.
+async fn apply_values(
+    env: &Env,
+    run: &KindRun,
+    hub: &HubOptions,
+    culler: Option<&CullerOptions>,
+    extra_config: &str,
+    stack: &KindHubStack,
+    inputs: &StackInputs,
+) -> anyhow::Result<()> {
+    let values = chart_values(&ChartInputs {
+        images_tag: &inputs.images_tag,
+        hub,
+        culler,
+        extra_config,
+        harness_token: &stack.harness_token,
+        proxy_token: &stack.proxy_token,
+        run_id: &env.run_id,
+    });
+    let file = hub_chart::write_values(&env.run_dir.join("helm"), &values)?;
+    let took = inputs.helm.upgrade_install(inputs.chart.dir(), &file).await?;
+    let rolled = await_rollout(&run.kube, &run.namespace, DEPLOYMENTS, ROLLOUT_WITHIN).await?;
+    env.recorder.phase(
+        "helm",
+        format!(
+            "{} with {} ({}): helm {:.1} s, hub and proxy rolled out {:.1} s after",
+            if culler.is_some() { "upgraded, the culler on" } else { "installed" },
+            inputs.chart.describe(),
+            file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            took.as_secs_f64(),
+            rolled.as_secs_f64()
+        ),
+    );
+    Ok(())
+}
