@@ -31,7 +31,7 @@
 //! it parses the same files we would, and keeps the kernel-version quirks in one maintained
 //! place). Two reads are by hand because they dominate the cost: the parent table over every
 //! process of the machine (two fields of each `stat`), and the TCP tables, read only up to the
-//! last listening socket (see [`listening_inodes`]). All of it runs on a blocking thread:
+//! last listening socket (see [`listening_inodes_in`]). All of it runs on a blocking thread:
 //! `/proc` reads are synchronous file I/O. CLK_TCK and the page size come from
 //! `procfs::ticks_per_second()` / `page_size()` (sysconf through rustix), so no `unsafe` and no
 //! extra nix feature is needed.
@@ -199,7 +199,8 @@ fn parse_ppid(stat: &str) -> Option<u32> {
     stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Inodes of TCP sockets in LISTEN state (IPv4 and IPv6) in this network namespace.
+/// Inodes of TCP sockets in LISTEN state (IPv4 and IPv6) in the network namespace whose
+/// `net` directory is `net` (`/proc/net`, or `/proc/<pid>/net` for a process's: a pod's).
 ///
 /// Hand-read, because `/proc/net/tcp` is expensive to generate in full: the kernel walks every
 /// bucket of the listening hash, then every socket of the established hash (a churn run leaves
@@ -208,18 +209,18 @@ fn parse_ppid(stat: &str) -> Option<u32> {
 /// is not listening (listeners come first: `tcp_get_idx` in `net/ipv4/tcp_ipv4.c`, the same for
 /// IPv6); and `tcp6` is skipped when `/proc/net/sockstat6` says no IPv6 TCP socket is in use
 /// (looking for the first IPv6 entry walks the whole established hash).
-fn listening_inodes() -> HashSet<u64> {
+fn listening_inodes_in(net: &std::path::Path) -> HashSet<u64> {
     use std::io::BufRead;
     let mut out = HashSet::new();
-    let tcp6_in_use = std::fs::read_to_string("/proc/net/sockstat6")
+    let tcp6_in_use = std::fs::read_to_string(net.join("sockstat6"))
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("TCP6: inuse ").and_then(|n| n.split_whitespace().next()?.parse::<u64>().ok())))
         .is_none_or(|n| n > 0);
-    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if path.ends_with('6') && !tcp6_in_use {
+    for table in ["tcp", "tcp6"] {
+        if table == "tcp6" && !tcp6_in_use {
             continue;
         }
-        let Ok(f) = std::fs::File::open(path) else { continue };
+        let Ok(f) = std::fs::File::open(net.join(table)) else { continue };
         for line in std::io::BufReader::with_capacity(512, f).lines().skip(1) {
             let Ok(line) = line else { break };
             match parse_listen_inode(&line) {
@@ -242,17 +243,23 @@ const LISTEN_REREAD: Duration = Duration::from_millis(500);
 /// Which socket inodes are listening, remembered across ticks: the tables are read again only
 /// when a group holds a socket not classified yet (at most every `LISTEN_REREAD`), or every
 /// `LISTEN_REFRESH`. A socket that turns into a listener after it was classified (bind + listen
-/// long after socket()) is seen at the next refresh.
+/// long after socket()) is seen at the next refresh. One cache per network namespace.
 #[derive(Debug, Default)]
-struct ListenCache {
+pub(crate) struct ListenCache {
     listening: HashSet<u64>,
     other: HashSet<u64>,
     read_at: Option<std::time::Instant>,
 }
 
 impl ListenCache {
-    /// How many of `sockets` are listening.
+    /// How many of `sockets` are listening in this process's network namespace.
     fn count(&mut self, sockets: &HashSet<u64>) -> u64 {
+        self.count_in(sockets, std::path::Path::new("/proc/net"))
+    }
+
+    /// How many of `sockets` are listening in the network namespace whose `net` directory
+    /// is `net` (`/proc/<pid>/net`).
+    pub(crate) fn count_in(&mut self, sockets: &HashSet<u64>, net: &std::path::Path) -> u64 {
         if sockets.is_empty() {
             return 0;
         }
@@ -260,7 +267,7 @@ impl ListenCache {
         let since = self.read_at.map(|t| t.elapsed());
         let stale = since.is_none_or(|d| d >= LISTEN_REFRESH);
         if stale || (unknown && since.is_none_or(|d| d >= LISTEN_REREAD)) {
-            self.listening = listening_inodes();
+            self.listening = listening_inodes_in(net);
             self.other.clear();
             self.read_at = Some(std::time::Instant::now());
         }
@@ -288,7 +295,7 @@ fn parse_listen_inode(line: &str) -> Option<Option<u64>> {
 }
 
 /// Open fds and the socket inodes among them, of one process (None if it vanished).
-fn fds_of(p: &Process) -> Option<(u64, Vec<u64>)> {
+pub(crate) fn fds_of(p: &Process) -> Option<(u64, Vec<u64>)> {
     let mut n = 0;
     let mut sockets = Vec::new();
     for fd in p.fd().ok()? {
@@ -339,7 +346,7 @@ impl<'a> TickContext<'a> {
 
 /// CPU time this thread has spent on a CPU, in seconds (`/proc/thread-self/schedstat`, ns);
 /// falls back to the thread's utime+stime in ticks.
-fn thread_cpu_seconds() -> Option<f64> {
+pub(crate) fn thread_cpu_seconds() -> Option<f64> {
     if let Ok(s) = std::fs::read_to_string("/proc/thread-self/schedstat") {
         if let Some(ns) = s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()) {
             return Some(ns as f64 / 1e9);
