@@ -46,7 +46,8 @@ enum ClusterAction {
     /// Build (or find in the cache) the hub stack's images (hub, proxy, singleuser,
     /// image-cleaner) from the python and npm pins on a Debian rootfs (root: mmdebstrap).
     StackImages,
-    /// Import the built stack images into the running cluster's workers (those that lack them).
+    /// Import the built stack images into the running cluster's core and user nodes (those
+    /// that lack them): where the hub stack runs.
     LoadStackImages,
     /// Bring the kind cluster up (or reuse it): engine, network, pools, pod networking, every
     /// node Ready; each step with its time. Kept until `cluster down`. Needs root.

@@ -81,6 +81,9 @@ pub fn kind_catalogue() -> Vec<(fn() -> Scenario, bool)> {
         (controls::flood_is_caught_on_kind, true),
         (controls::accumulation_is_caught_on_kind, false),
         (culler::flood_replay_on_kind, false),
+        (hub::proxy_killed, false),
+        (spawn::churn_without_leak, false),
+        (controls::leak_is_caught, false),
     ]
 }
 

@@ -254,13 +254,12 @@ impl KindBackend {
 }
 
 impl KindBackend {
-    /// The stack images on the core and user nodes (imported where missing).
-    async fn load_stack_images(&self, run: &KindRun) -> anyhow::Result<()> {
+    /// The stack images on the core and user nodes ([`cluster::STACK_POOLS`]; imported where missing).
+    async fn load_stack_images(&self) -> anyhow::Result<()> {
         let home = crate::paths::hubchaos_home();
         let tar = super::stack_image::tar_path(&home, &self.pins);
         let refs = super::stack_image::references(&super::stack_image::key(&self.pins));
-        let nodes = [run.node_of(hub_stack::CORE_POOL)?.to_string(), run.node_of(hub_stack::USER_POOL)?.to_string()];
-        for (node, took) in cluster::load_stack_images_on(&self.up.layout, &self.programs, &tar, &refs, &nodes).await? {
+        for (node, took) in cluster::load_stack_images(&self.up.layout, &self.programs, &tar, &refs).await? {
             if let Some(took) = took {
                 self.ctx.recorder.phase("images-loaded", format!("stack images on {node} in {:.1} s", took.as_secs_f64()));
             }
@@ -341,7 +340,7 @@ impl Backend for KindBackend {
         if let Some(hub) = &deployment.hub {
             self.sweep_orphaned_volumes(&run).await;
             let images_started = Instant::now();
-            self.load_stack_images(&run).await.map_err(BackendError::Deploy)?;
+            self.load_stack_images().await.map_err(BackendError::Deploy)?;
             let images_s = images_started.elapsed().as_secs_f64();
             let inputs = self.stack_inputs(!plan.seed.is_empty()).await.map_err(BackendError::Deploy)?;
             let extra_config = hub_extra_config(&hub.extra_config, plan, self.ctx.profile.as_ref(), &env.recorder);
@@ -387,8 +386,25 @@ impl Backend for KindBackend {
             events_log: self.ctx.run_dir.join("logs").join("kube-events.log"),
         });
         let every = every.min(Duration::from_secs(1));
-        let mut tasks: Vec<SamplerTask> = vec![Box::pin(watcher.run(every, stop.clone()))];
+        let cgroups = super::cgroups::CgroupSampler {
+            kube: self.up.kube.clone(),
+            namespace: self.namespace.clone(),
+            engine: super::cgroups::NodeEngine {
+                docker: self.programs.docker.clone(),
+                docker_host: self.up.layout.engine.docker_host(),
+                log: self.up.layout.log(),
+            },
+            recorder: self.ctx.recorder.clone(),
+            samples: env.samples.clone(),
+        };
+        let mut tasks: Vec<SamplerTask> = vec![Box::pin(watcher.run(every, stop.clone())), Box::pin(cgroups.run(every, stop.clone()))];
         if self.hub_stack.lock().unwrap().is_some() {
+            let restarts = hub_stack::RestartWatcher {
+                kube: self.up.kube.clone(),
+                namespace: self.namespace.clone(),
+                recorder: self.ctx.recorder.clone(),
+            };
+            tasks.push(Box::pin(restarts.run(every, stop.clone())));
             for (component, container) in [("hub", "hub"), ("proxy", "chp")] {
                 let follower = LogFollower {
                     client: self.up.kube.client(),

@@ -721,17 +721,23 @@ async fn import_on(layout: &ClusterLayout, p: &Programs, node: &str, tar: &Path)
     .await?
 }
 
+/// The pools the hub stack runs on: the hub and the proxy on core, user servers on user.
+pub const STACK_POOLS: &[&str] = &["core", "user"];
+
 /// The stack images (`tar`, holding `refs`: [`super::stack_image`]) imported into the
-/// containerd of every worker of the running cluster `layout` that lacks one of them (the
-/// control plane runs no hub pod). Returns, per worker, how long its import took (`None`: it
-/// had them all).
+/// containerd of the [`STACK_POOLS`]' nodes of the running cluster `layout` that lack one of
+/// them (nowhere else: the no-ssd node's small disk would fill, its image GC then takes them
+/// again). Returns, per node, how long its import took (`None`: it had them all).
 pub async fn load_stack_images(
     layout: &ClusterLayout,
     p: &Programs,
     tar: &Path,
     refs: &[String],
 ) -> anyhow::Result<Vec<(String, Option<Duration>)>> {
-    let nodes = workers(layout, p).await?;
+    anyhow::ensure!(layout.read_state().is_some(), "{}: no cluster (`hubchaos cluster up` makes one)", layout.context());
+    let kube = KindCluster::connect(&layout.kubeconfig(), &layout.context()).await?;
+    let nodes: Vec<String> =
+        pool_nodes(&kube).await?.into_iter().filter(|(pool, _)| STACK_POOLS.contains(&pool.as_str())).map(|(_, node)| node).collect();
     load_stack_images_on(layout, p, tar, refs, &nodes).await
 }
 

@@ -289,7 +289,7 @@ pub async fn await_rollout(kube: &KindCluster, ns: &str, deployments: &[&str], w
             return Ok(started.elapsed());
         }
         if started.elapsed() >= within {
-            bail!("not rolled out after {within:?}: {} (logs/kube-events.log has the pods' events)", waiting.join("; "));
+            bail!("not rolled out after {within:?}: {}", waiting.join("; "));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -311,8 +311,7 @@ pub struct HubDbVolume {
 pub const VOLUME_LABEL: &str = "hubchaos.io/hub-db-of";
 /// Where the volumes' directories live on the core node.
 pub const VOLUMES_DIR: &str = "/var/lib/hubchaos/hub-db";
-/// The uid the hub runs as (both charts).
-const HUB_UID: u32 = 1000;
+use super::stack_image::HUB_UID;
 
 impl HubDbVolume {
     pub fn for_namespace(namespace: &str, node: &str) -> Self {

@@ -27,8 +27,6 @@ use crate::paths::fixtures_dir;
 
 /// The pool the hub and the proxy run on.
 pub const CORE_POOL: &str = "core";
-/// The pool user pods run on.
-pub const USER_POOL: &str = "user";
 /// Where the hub database sits in its volume (`sqlite:///jupyterhub.sqlite` in the hub's
 /// working directory, the claim's mount, in both charts).
 const DB_FILE: &str = "jupyterhub.sqlite";
@@ -160,7 +158,13 @@ async fn apply_values(
     });
     let file = hub_chart::write_values(&env.run_dir.join("helm"), &values)?;
     let took = inputs.helm.upgrade_install(inputs.chart.dir(), &file).await?;
-    let rolled = await_rollout(&run.kube, &run.namespace, DEPLOYMENTS, ROLLOUT_WITHIN).await?;
+    let rolled = match await_rollout(&run.kube, &run.namespace, DEPLOYMENTS, ROLLOUT_WITHIN).await {
+        Ok(rolled) => rolled,
+        Err(e) => {
+            let kept = keep_evidence(run, &env.run_dir.join("logs")).await;
+            return Err(e.context(format!("the chart did not roll out ({kept})")));
+        }
+    };
     env.recorder.phase(
         "helm",
         format!(
@@ -173,4 +177,141 @@ async fn apply_values(
         ),
     );
     Ok(())
+}
+
+/// A rollout that failed leaves its evidence before the namespace goes: each pod's log (the
+/// previous container's too when it restarted) as `logs/pod-<name>.log`, and the namespace's
+/// warning events. Returns what it kept, for the error.
+async fn keep_evidence(run: &KindRun, logs: &Path) -> String {
+    let mut kept = Vec::new();
+    let _ = std::fs::create_dir_all(logs);
+    for component in ["hub", "proxy"] {
+        let Ok(pods) = run.kube.list_pods(&run.namespace, &hub_chart::pod_selector(component)).await else { continue };
+        for pod in pods {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            if let Ok(log) = run.kube.pod_logs(&run.namespace, &name).await {
+                let path = logs.join(format!("pod-{name}.log"));
+                if std::fs::write(&path, log).is_ok() {
+                    kept.push(format!("logs/pod-{name}.log"));
+                }
+            }
+        }
+    }
+    let warnings: Vec<String> = match run.kube.events(Some(&run.namespace), "type=Warning").await {
+        Ok(events) => events.iter().rev().take(5).map(|e| format!("{} {}: {}", e.involved_name, e.reason, e.message)).collect(),
+        Err(_) => Vec::new(),
+    };
+    if !warnings.is_empty() {
+        kept.push(format!("last warnings: {}", warnings.join(" | ")));
+    }
+    if kept.is_empty() {
+        "no pod logs or warning events".into()
+    } else {
+        kept.join("; ")
+    }
+}
+
+/// Restarts of the hub and the proxy on kind, as the local supervisor records its restarts
+/// ([`crate::observe::history::Event::Restart`]): a container that restarted in its pod (its
+/// restart count rose), or a pod replaced by its ReplicaSet (a new pod with the same
+/// `pod-template-hash` as one seen before: the pod was deleted or lost). A new template hash is
+/// a rollout (a chart upgrade), not a restart.
+pub struct RestartWatcher {
+    pub kube: super::kube::KindCluster,
+    pub namespace: String,
+    pub recorder: crate::observe::history::Recorder,
+}
+
+/// What [`RestartWatcher`] remembers of one component's pods.
+#[derive(Debug, Default)]
+pub struct ComponentPods {
+    /// pod uid -> (template hash, restart count).
+    pods: std::collections::BTreeMap<String, (String, u32)>,
+    restarts: u32,
+}
+
+impl ComponentPods {
+    /// Compare with a listing (uid, name, template hash, restart count): how each restart
+    /// since the last listing ended.
+    pub fn update(&mut self, listed: &[(String, String, String, u32)]) -> Vec<String> {
+        let mut restarts = Vec::new();
+        for (uid, name, hash, count) in listed {
+            match self.pods.get(uid) {
+                Some((_, before)) if count > before => {
+                    restarts.extend((*before..*count).map(|_| format!("container of pod {name} restarted")));
+                }
+                None if !self.pods.is_empty() && self.pods.values().any(|(h, _)| h == hash) => {
+                    restarts.push(format!("pod replaced by {name}"));
+                    restarts.extend((0..*count).map(|_| format!("container of pod {name} restarted")));
+                }
+                _ => {}
+            }
+            self.pods.insert(uid.clone(), (hash.clone(), *count));
+        }
+        self.restarts += restarts.len() as u32;
+        restarts
+    }
+}
+
+impl RestartWatcher {
+    pub async fn run(self, every: Duration, stop: tokio_util::sync::CancellationToken) {
+        let mut seen: std::collections::BTreeMap<&str, ComponentPods> = Default::default();
+        while !stop.is_cancelled() {
+            for component in ["hub", "proxy"] {
+                let Ok(pods) = self.kube.list_pods(&self.namespace, &hub_chart::pod_selector(component)).await else { continue };
+                let listed: Vec<(String, String, String, u32)> = pods
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .map(|p| {
+                        let labels = p.metadata.labels.clone().unwrap_or_default();
+                        let count = p
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.container_statuses.as_ref())
+                            .map(|cs| cs.iter().map(|c| c.restart_count.max(0) as u32).sum())
+                            .unwrap_or(0);
+                        (
+                            p.metadata.uid.clone().unwrap_or_default(),
+                            p.metadata.name.clone().unwrap_or_default(),
+                            labels.get("pod-template-hash").cloned().unwrap_or_default(),
+                            count,
+                        )
+                    })
+                    .collect();
+                let state = seen.entry(component).or_default();
+                for exit in state.update(&listed) {
+                    self.recorder.record(crate::observe::history::Event::Restart(crate::observe::history::RestartEvent {
+                        component: component.to_string(),
+                        exit,
+                        attempt: state.restarts,
+                        backoff: Duration::ZERO,
+                    }));
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(uid: &str, hash: &str, restarts: u32) -> (String, String, String, u32) {
+        (uid.into(), format!("pod-{uid}"), hash.into(), restarts)
+    }
+
+    #[test]
+    fn a_replaced_pod_and_a_restarted_container_are_restarts_and_a_rollout_is_not() {
+        let mut c = ComponentPods::default();
+        assert!(c.update(&[pod("a", "h1", 0)]).is_empty(), "the first pod is no restart");
+        assert!(c.update(&[pod("a", "h1", 0)]).is_empty());
+        assert_eq!(c.update(&[pod("a", "h1", 1)]), ["container of pod pod-a restarted"]);
+        assert_eq!(c.update(&[pod("b", "h1", 0)]), ["pod replaced by pod-b"]);
+        assert!(c.update(&[pod("c", "h2", 0)]).is_empty(), "a new template is a rollout");
+        assert_eq!(c.restarts, 2);
+    }
 }

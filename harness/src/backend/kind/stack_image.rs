@@ -40,7 +40,15 @@ pub const RECIPE: &[&str] = &[
     "PATH: VENV/bin, NODE_PREFIX/node_modules/.bin, then Debian's; ENTRYPOINT tini --",
     "no apt lists, no pip cache, an empty resolv.conf",
     "pip in the chroot trusts the machine's CA bundle (copied in for the build, removed after)",
+    "WORKDIR /srv/jupyterhub, owned by uid 1000",
 ];
+
+/// The images' working directory, owned by [`HUB_UID`]: z2jh's hub image has the same, and its
+/// hub config keeps the database (`sqlite:///jupyterhub.sqlite`) and the cookie secret there,
+/// relative to it; the charts mount the hub's database volume on it.
+pub const WORKDIR: &str = "/srv/jupyterhub";
+/// The uid the hub (and, in z2jh, the user servers) run as.
+pub const HUB_UID: u32 = 1000;
 
 /// Where the machine's CA bundle is copied in the rootfs while pip runs (the machine may reach
 /// PyPI through a proxy whose CA only its own trust store has; the image keeps Debian's).
@@ -161,6 +169,9 @@ fn build_rootfs(pins: &Pins, root: &Path, tar: &Path, log: &Path) -> anyhow::Res
     std::fs::remove_file(root.join(BUILD_CA.trim_start_matches('/')))?;
     let _ = std::fs::remove_dir_all(root.join("var/lib/apt/lists"));
     std::fs::create_dir_all(root.join("var/lib/apt/lists"))?;
+    let workdir = root.join(WORKDIR.trim_start_matches('/'));
+    std::fs::create_dir_all(&workdir)?;
+    std::os::unix::fs::chown(&workdir, Some(HUB_UID), Some(HUB_UID)).with_context(|| format!("chown {}", workdir.display()))?;
     let partial = tar.with_extension("tar.partial");
     let mut pack = Command::new("tar");
     pack.arg("-C").arg(root).args(["--numeric-owner", "-cf"]).arg(&partial).arg(".");
@@ -214,10 +225,11 @@ pub async fn ensure(home: &Path, pins: &Pins, dockerd: &Path) -> anyhow::Result<
     let imported = with_build_engine(dockerd, &dir, &format!("stack-images-{key}"), "stack images", move |docker, _| {
         let (first, rest) = tags.split_first().context("no component")?;
         let env = format!("ENV PATH={}", path_env());
+        let workdir = format!("WORKDIR {WORKDIR}");
         let rootfs_s = rootfs.display().to_string();
         docker.run(
             "import the rootfs",
-            &["import", "-c", &env, "-c", r#"ENTRYPOINT ["/usr/bin/tini", "--"]"#, "-c", "WORKDIR /srv", &rootfs_s, first],
+            &["import", "-c", &env, "-c", r#"ENTRYPOINT ["/usr/bin/tini", "--"]"#, "-c", &workdir, &rootfs_s, first],
         )?;
         for r in rest {
             docker.run(&format!("tag {r}"), &["tag", first, r])?;
@@ -241,6 +253,14 @@ pub async fn ensure(home: &Path, pins: &Pins, dockerd: &Path) -> anyhow::Result<
     let _ = std::fs::remove_file(&rootfs_tar);
     let _ = std::fs::remove_file(out.with_extension("tar.partial"));
     imported?;
+    // Images of other keys (older pins or recipes) are not used again: only this key's are kept.
+    if let Some(all) = dir.parent() {
+        for entry in std::fs::read_dir(all).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy() != key && entry.path().join("images.tar").is_file() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     Ok((out, refs, Some(started.elapsed())))
 }
 
