@@ -25,14 +25,23 @@ test: deps lint
 	  $(MAKE) --no-print-directory test-kind || status=1; \
 	  $(HUBCHAOS) report $(HUBCHAOS_RUN_GROUP) || true; exit $$status
 
+## CHART=PATH: the jupyterhub chart the kind scenarios install instead of the reference one (a
+## z2jh checkout: its root or its jupyterhub/ directory), as `hubchaos run --chart
+## jupyterhub=PATH`; for test, test-kind and test-chaos BACKEND=kind. A path with no chart: exit 2.
+CHART ?=
+CHART_CHECK = if [ -n "$(CHART)" ] && [ ! -f "$(CHART)/Chart.yaml" ] && [ ! -f "$(CHART)/jupyterhub/Chart.yaml" ]; then \
+	  echo "CHART=$(CHART): no jupyterhub chart there (no Chart.yaml in it or in its jupyterhub/): give a z2jh checkout (its root or its jupyterhub/ directory)" >&2; exit 2; fi
+CHART_ENV = $(if $(CHART),HUBCHAOS_CHART_JUPYTERHUB='$(abspath $(CHART))')
+
 ## test-kind: the kind scenarios (skipped, with the reason, when the node image is not cached);
 ## the long ones (the kind controls beyond the first) only with KIND_IGNORED='--run-ignored all'.
 KIND_IGNORED ?=
 test-kind:
+	@$(CHART_CHECK)
 	@if $(HUBCHAOS) cluster cached; then \
 	  made=""; $(HUBCHAOS) cluster status >/dev/null 2>&1 || made=1; \
 	  status=0; $(HUBCHAOS) cluster up || status=1; \
-	  [ $$status != 0 ] || $(CARGO) nextest run -p hubchaos-suites --test scenarios --profile $(NEXTEST_PROFILE)-kind $(KIND_IGNORED) -E 'test(/^kind::/)' || status=1; \
+	  [ $$status != 0 ] || $(CHART_ENV) $(CARGO) nextest run -p hubchaos-suites --test scenarios --profile $(NEXTEST_PROFILE)-kind $(KIND_IGNORED) -E 'test(/^kind::/)' || status=1; \
 	  [ -z "$$made" ] || $(HUBCHAOS) cluster down || status=1; exit $$status; \
 	else echo "kind scenarios skipped: the kind node image is not cached (make kind-image builds it, ~10 min cold)"; fi
 
@@ -74,10 +83,13 @@ lint-workflows:
 	  "$$bin/actionlint" -no-color .github/workflows/*.yml
 
 ## test-chaos: every chaos scenario on BACKEND (local: default; kind: the node image is built
-## first when missing, and a cluster brought up for the run), then the table.
+## first when missing, and a cluster brought up for the run; CHART=PATH: the jupyterhub chart
+## it installs), then the table.
 BACKEND ?= local
 test-chaos: deps
 	@case "$(BACKEND)" in local|kind) ;; *) echo "BACKEND=$(BACKEND): not a backend; use BACKEND=local or BACKEND=kind" >&2; exit 2;; esac
+	@if [ -n "$(CHART)" ] && [ "$(BACKEND)" != kind ]; then echo "CHART=$(CHART): charts are installed on kind only; add BACKEND=kind" >&2; exit 2; fi
+	@$(CHART_CHECK)
 	@if [ "$(BACKEND)" = kind ]; then $(MAKE) --no-print-directory kind-image; fi
 	@if [ "$(BACKEND)" = kind ]; then $(MAKE) --no-print-directory test-kind KIND_IGNORED='--run-ignored all'; status=$$?; \
 	  else $(CARGO) nextest run -p hubchaos-suites --test scenarios --profile $(NEXTEST_PROFILE) --run-ignored all -E 'test(/^local::/)'; status=$$?; fi; \

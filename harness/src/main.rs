@@ -1,7 +1,8 @@
 //! `hubchaos`: the command line. Scenarios themselves live in the `suites` crate and run as
 //! test trials (`make test-chaos`); `list` and `run` hand over to that test binary, passing it
-//! the profile this process validated.
+//! the profile and the charts (`run --chart`) this process validated.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -10,7 +11,7 @@ use clap::{Parser, Subcommand};
 use hubchaos::catalogue::{self, Entry};
 use hubchaos::doctor::{all_required_ok, doctor, render_table};
 use hubchaos::paths::{runs_root, workspace_root};
-use hubchaos::profile::Profile;
+use hubchaos::profile::{ChartName, Profile};
 use hubchaos::toolchain::{EnsureOptions, Pins, Toolchain};
 
 #[derive(Parser)]
@@ -75,6 +76,11 @@ enum Command {
     Run {
         #[arg(required = true)]
         scenarios: Vec<String>,
+        /// A chart the kind scenarios install instead of the reference one, as NAME=PATH
+        /// (repeatable; NAME: jupyterhub): a z2jh checkout, its root or its jupyterhub/
+        /// directory. Wins over HUBCHAOS_CHART_JUPYTERHUB and the profile's `charts`.
+        #[arg(long = "chart", value_name = "NAME=PATH")]
+        charts: Vec<String>,
     },
     /// The table of a run: scenario, outcome, key figure, run dir (default: the latest run).
     Report {
@@ -246,10 +252,14 @@ fn pins(profile: Option<&Profile>) -> Result<Pins, ExitCode> {
 /// Every hand-over (`list`, `run`) goes through [`Suite::command`], which gives the child the
 /// profile this process validated: as an absolute path, because the child runs in the
 /// workspace root and a relative `--profile` or `HUBCHAOS_PROFILE` would name another file there.
+/// The charts of `run --chart` reach it the same way, each in its variable
+/// ([`ChartName::env_var`]), over whatever the environment had there.
 struct Suite {
     cargo: OsString,
     workspace: PathBuf,
     profile: Option<PathBuf>,
+    /// Absolute chart directories, by name.
+    charts: BTreeMap<ChartName, PathBuf>,
 }
 
 impl Suite {
@@ -258,7 +268,12 @@ impl Suite {
             Some(path) => Some(std::path::absolute(path).map_err(|e| format!("profile {}: {e}", path.display()))?),
             None => None,
         };
-        Ok(Self { cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()), workspace: workspace_root(), profile })
+        Ok(Self {
+            cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            workspace: workspace_root(),
+            profile,
+            charts: BTreeMap::new(),
+        })
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
@@ -266,6 +281,9 @@ impl Suite {
         cmd.current_dir(&self.workspace).args(["test", "--quiet", "-p", "hubchaos-suites", "--test", "scenarios", "--"]).args(args);
         if let Some(profile) = &self.profile {
             cmd.env("HUBCHAOS_PROFILE", profile);
+        }
+        for (name, dir) in &self.charts {
+            cmd.env(name.env_var(), dir);
         }
         cmd
     }
@@ -333,6 +351,37 @@ fn run_scenarios(names: &[String], catalogue: impl FnOnce() -> Result<Vec<Entry>
     code
 }
 
+/// The charts of `run --chart NAME=PATH`, checked before anything runs: each one's chart
+/// directory (absolute: the suite runs elsewhere) by name. A chart no `--chart` names is
+/// checked in the environment (`env` reads a variable) the same way, so a bad
+/// `HUBCHAOS_CHART_JUPYTERHUB` is bad input here rather than a reason to skip scenarios later.
+/// The error names the argument or variable, what is wrong, and how to fix it.
+fn chart_args(args: &[String], env: impl Fn(&str) -> Option<OsString>) -> Result<BTreeMap<ChartName, PathBuf>, String> {
+    use hubchaos::backend::kind::hub_chart::chart_dir;
+    let mut charts = BTreeMap::new();
+    for arg in args {
+        let Some((name, path)) = arg.split_once('=') else {
+            return Err(format!("--chart {arg}: expected NAME=PATH, e.g. --chart jupyterhub=path/to/zero-to-jupyterhub-k8s"));
+        };
+        let name: ChartName = name.parse().map_err(|e| format!("--chart {arg}: {e}"))?;
+        let dir = chart_dir(std::path::Path::new(path)).map_err(|e| format!("--chart {arg}: {e}"))?;
+        if charts.insert(name, dir).is_some() {
+            return Err(format!("--chart {name} given twice: give each chart once"));
+        }
+    }
+    for name in ChartName::ALL.into_iter().filter(|n| !charts.contains_key(n)) {
+        let var = name.env_var();
+        match env(var) {
+            Some(v) if v.is_empty() => {
+                return Err(format!("{var} is empty: unset it, or set it to a z2jh checkout (or use --chart {name}=PATH)"))
+            }
+            Some(v) => chart_dir(std::path::Path::new(&v)).map(drop).map_err(|e| format!("{var}: {e}"))?,
+            None => {}
+        }
+    }
+    Ok(charts)
+}
+
 /// `HUBCHAOS_SEED` is read by each scenario; a bad one is bad input here, before anything runs.
 fn check_seed() -> Result<(), String> {
     match std::env::var("HUBCHAOS_SEED") {
@@ -395,11 +444,18 @@ fn main() -> ExitCode {
             }
             Err(code) => ExitCode::from(code),
         },
-        Command::Run { scenarios } => {
+        Command::Run { scenarios, charts } => {
             if let Err(e) = check_seed() {
                 eprintln!("hubchaos: {e}");
                 return ExitCode::from(2);
             }
+            let suite = match chart_args(charts, |var| std::env::var_os(var)) {
+                Ok(charts) => Suite { charts, ..suite },
+                Err(e) => {
+                    eprintln!("hubchaos: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             ExitCode::from(run_scenarios(
                 scenarios,
                 || suite.catalogue(),
@@ -693,6 +749,64 @@ mod tests {
     fn without_a_profile_the_suite_inherits_the_environment_untouched() {
         let cmd = Suite::new(None).unwrap().command(&["--list"]);
         assert_eq!(env_of(&cmd, "HUBCHAOS_PROFILE"), None);
+        assert_eq!(env_of(&cmd, "HUBCHAOS_CHART_JUPYTERHUB"), None);
+    }
+
+    /// A z2jh-like checkout in a temporary directory: `<it>/jupyterhub/Chart.yaml`.
+    fn z2jh() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("jupyterhub")).unwrap();
+        std::fs::write(dir.path().join("jupyterhub/Chart.yaml"), "name: jupyterhub\n").unwrap();
+        dir
+    }
+
+    fn no_env(_: &str) -> Option<OsString> {
+        None
+    }
+
+    #[test]
+    fn a_chart_reaches_the_suite_as_its_absolute_chart_directory() {
+        let checkout = z2jh();
+        let charts = chart_args(&[format!("jupyterhub={}", checkout.path().display())], no_env).unwrap();
+        let suite = Suite { charts, ..Suite::new(None).unwrap() };
+        let cmd = suite.command(&["--exact", "kind::controls::flood_is_caught"]);
+        let expected = checkout.path().join("jupyterhub");
+        assert_eq!(env_of(&cmd, "HUBCHAOS_CHART_JUPYTERHUB"), Some(Some(expected.as_os_str())));
+    }
+
+    #[test]
+    fn the_flag_wins_over_a_bad_environment_which_is_otherwise_refused() {
+        let checkout = z2jh();
+        let bad_env = |var: &str| (var == "HUBCHAOS_CHART_JUPYTERHUB").then(|| OsString::from("/nonexistent/z2jh"));
+        let given = [format!("jupyterhub={}", checkout.path().display())];
+        assert!(chart_args(&given, bad_env).is_ok(), "the flag replaces the variable");
+        let e = chart_args(&[], bad_env).unwrap_err();
+        assert_eq!(
+            e,
+            "HUBCHAOS_CHART_JUPYTERHUB: /nonexistent/z2jh does not exist: give a z2jh checkout (its root or its jupyterhub/ directory)"
+        );
+        let e = chart_args(&[], |_: &str| Some(OsString::new())).unwrap_err();
+        assert!(e.starts_with("HUBCHAOS_CHART_JUPYTERHUB is empty: unset it"), "{e}");
+        assert!(chart_args(&[], no_env).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bad_chart_argument_says_what_is_wrong_and_how_to_fix_it() {
+        let checkout = z2jh();
+        let at = checkout.path().display();
+        let e = chart_args(&[at.to_string()], no_env).unwrap_err();
+        assert_eq!(e, format!("--chart {at}: expected NAME=PATH, e.g. --chart jupyterhub=path/to/zero-to-jupyterhub-k8s"));
+        let e = chart_args(&[format!("binderhub={at}")], no_env).unwrap_err();
+        assert_eq!(e, format!("--chart binderhub={at}: unknown chart `binderhub`, expected jupyterhub"));
+        let e = chart_args(&["jupyterhub=/nonexistent/z2jh".into()], no_env).unwrap_err();
+        assert!(e.starts_with("--chart jupyterhub=/nonexistent/z2jh: /nonexistent/z2jh does not exist: give a z2jh checkout"), "{e}");
+        let e = chart_args(&[format!("jupyterhub={}", checkout.path().join("jupyterhub/templates").display())], no_env).unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+        let empty = tempfile::tempdir().unwrap();
+        let e = chart_args(&[format!("jupyterhub={}", empty.path().display())], no_env).unwrap_err();
+        assert!(e.contains("no jupyterhub chart there (no Chart.yaml in it or in its jupyterhub/)"), "{e}");
+        let twice = [format!("jupyterhub={at}"), format!("jupyterhub={at}")];
+        assert_eq!(chart_args(&twice, no_env).unwrap_err(), "--chart jupyterhub given twice: give each chart once");
     }
 
     fn entries(names: &[&str]) -> Vec<Entry> {

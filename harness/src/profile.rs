@@ -27,6 +27,8 @@
 //! hub:
 //!   extra_config: |                    # python appended to the generated jupyterhub_config.py
 //!     c.JupyterHub.log_level = 'DEBUG'
+//! charts:                     # the charts the kind backend installs: jupyterhub
+//!   jupyterhub: ../zero-to-jupyterhub-k8s   # a z2jh checkout (its root or its jupyterhub/)
 //! ```
 //!
 //! A component's override is applied with [`ComponentOverride::apply`]: `command` replaces the
@@ -35,6 +37,12 @@
 //! `args: [--timeout=5]` changes a value), then `env` is merged over the scenario's.
 //! A relative path in `command[0]` (`./venv/bin/python`) is resolved against the profile's
 //! directory; a bare name (`python3`) is looked up on `PATH` when the component starts.
+//!
+//! `charts.jupyterhub` is the chart the kind backend installs instead of its reference chart
+//! (`kind/charts/jupyterhub`): a z2jh checkout, its root or its `jupyterhub/` directory, relative
+//! to the profile's directory; [`Profile::load`] refuses a path that holds no chart. The
+//! environment's `HUBCHAOS_CHART_JUPYTERHUB` (which `hubchaos run --chart jupyterhub=PATH` and
+//! `make … CHART=PATH` set) wins over it ([`crate::backend::kind::hub_chart::ChartSource::resolve_for`]).
 //!
 //! `singleuser` is a name a profile may write but nothing would apply, so it is refused rather
 //! than silently ignored: single-user servers are started by the hub's spawner from the
@@ -378,6 +386,61 @@ impl ComponentOverride {
     }
 }
 
+/// The charts a profile (or `hubchaos run --chart NAME=PATH`) can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChartName {
+    Jupyterhub,
+}
+
+impl ChartName {
+    pub const ALL: [ChartName; 1] = [ChartName::Jupyterhub];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChartName::Jupyterhub => "jupyterhub",
+        }
+    }
+
+    /// The environment variable that carries this chart to the scenario suite's process.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            ChartName::Jupyterhub => crate::backend::kind::hub_chart::CHART_ENV,
+        }
+    }
+
+    fn known_list() -> String {
+        Self::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl fmt::Display for ChartName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ChartName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let expected = if Self::ALL.len() == 1 { "expected" } else { "expected one of" };
+        Self::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| format!("unknown chart `{s}`, {expected} {}", Self::known_list()))
+    }
+}
+
+impl<'de> Deserialize<'de> for ChartName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Through a String, so the field path shows the name (`charts.binderhub`).
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for ChartName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Overrides of the hub's configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -400,6 +463,10 @@ pub struct Profile {
     pub components: BTreeMap<ComponentName, ComponentOverride>,
     #[serde(default)]
     pub hub: HubOverride,
+    /// Charts the kind backend installs instead of its reference ones (relative paths resolved
+    /// against the profile's directory by [`Profile::load`]).
+    #[serde(default)]
+    pub charts: BTreeMap<ChartName, PathBuf>,
 }
 
 impl Profile {
@@ -411,6 +478,9 @@ impl Profile {
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
         let base = std::path::absolute(&base).unwrap_or(base);
         p.resolve_paths(&base);
+        if let Some((field, msg)) = p.path_problems().into_iter().next() {
+            return Err(ConfigError::at(path, &text, &field, msg).into());
+        }
         p.source = Some(path.to_path_buf());
         Ok(p)
     }
@@ -433,6 +503,11 @@ impl Profile {
         }
     }
 
+    /// The chart the profile names for `name`, if any (as resolved by [`Profile::load`]).
+    pub fn chart(&self, name: ChartName) -> Option<&Path> {
+        self.charts.get(&name).map(PathBuf::as_path)
+    }
+
     /// The override for one component, if any.
     pub fn component(&self, name: ComponentName) -> Option<&ComponentOverride> {
         self.components.get(&name)
@@ -453,7 +528,8 @@ impl Profile {
     /// What a report says about this profile, one line each: `component: version` for every
     /// component it overrides (the `version` text as written, so a run of a branch says which
     /// branch), then `pin: <spec>` for every package it pins (a pin is how a component's code is
-    /// usually swapped), then whether it adds hub config. Empty for the empty profile.
+    /// usually swapped), then whether it adds hub config, then `chart <name>: <path>` for every
+    /// chart it names. Empty for the empty profile.
     pub fn version_lines(&self) -> Vec<String> {
         let mut out: Vec<String> =
             self.components.iter().map(|(name, o)| format!("{name}: {}", o.version.as_deref().unwrap_or("no version given"))).collect();
@@ -461,11 +537,12 @@ impl Profile {
         if self.hub.extra_config.is_some() {
             out.push("hub: extra_config appended to jupyterhub_config.py".into());
         }
+        out.extend(self.charts.iter().map(|(name, path)| format!("chart {name}: {}", path.display())));
         out
     }
 
     /// The profile for `scenario.json`: its file, each overridden component's version, the
-    /// pinned packages. Override `env` values are left out: they may hold tokens.
+    /// pinned packages, the charts. Override `env` values are left out: they may hold tokens.
     pub fn describe(&self) -> serde_json::Value {
         let versions: BTreeMap<&str, Option<&str>> = self.components.iter().map(|(n, o)| (n.as_str(), o.version.as_deref())).collect();
         serde_json::json!({
@@ -473,6 +550,7 @@ impl Profile {
             "versions": versions,
             "pins": self.pinned_specs(),
             "hub_extra_config": self.hub.extra_config.is_some(),
+            "charts": self.charts,
         })
     }
 
@@ -492,6 +570,21 @@ impl Profile {
                 }
             }
         }
+        for path in self.charts.values_mut() {
+            if path.is_relative() && !path.as_os_str().is_empty() {
+                // `components` drops the `.` of `./z2jh`, so messages name `<dir>/z2jh`.
+                *path = base.join(&*path).components().collect();
+            }
+        }
+    }
+
+    /// Problems of the paths as resolved, which only a loaded profile has: a chart that is not
+    /// there. As (field path, message).
+    fn path_problems(&self) -> Vec<(String, String)> {
+        self.charts
+            .iter()
+            .filter_map(|(name, path)| crate::backend::kind::hub_chart::chart_dir(path).err().map(|e| (format!("charts.{name}"), e)))
+            .collect()
     }
 
     /// Problems a parser cannot see, as (field path, message).
@@ -518,6 +611,11 @@ impl Profile {
                 if k.is_empty() || k.contains('=') || k.contains('\0') {
                     out.push((format!("{at}.env"), format!("invalid variable name `{k}`")));
                 }
+            }
+        }
+        for (name, path) in &self.charts {
+            if path.as_os_str().is_empty() {
+                out.push((format!("charts.{name}"), format!("empty path: {}", crate::backend::kind::hub_chart::WHAT_TO_GIVE)));
             }
         }
         out
@@ -558,6 +656,8 @@ components:
 hub:
   extra_config: |
     c.JupyterHub.log_level = 'DEBUG'
+charts:
+  jupyterhub: ../zero-to-jupyterhub-k8s
 "#;
 
     #[test]
@@ -574,6 +674,7 @@ hub:
         assert_eq!(py.pre, Some(true));
         assert!(py.packages[1].editable);
         assert!(p.pins.npm.as_ref().unwrap().replace);
+        assert_eq!(p.chart(ChartName::Jupyterhub), Some(Path::new("../zero-to-jupyterhub-k8s")));
     }
 
     #[test]
@@ -705,6 +806,7 @@ hub:
                 "pin: ./culler",
                 "pin: configurable-http-proxy@4.6.1",
                 "hub: extra_config appended to jupyterhub_config.py",
+                "chart jupyterhub: ../zero-to-jupyterhub-k8s",
             ]
         );
         let p = parse("components:\n  proxy:\n    args: [--x]\n").unwrap();
@@ -721,10 +823,12 @@ hub:
         assert_eq!(d["versions"]["hub"], "6.1.1+patch");
         assert_eq!(d["pins"][2], "configurable-http-proxy@4.6.1");
         assert_eq!(d["hub_extra_config"], true);
+        assert_eq!(d["charts"]["jupyterhub"], "../zero-to-jupyterhub-k8s");
         assert!(!d.to_string().contains("VALUE"), "{d}");
         let empty = Profile::default().describe();
         assert_eq!(empty["source"], serde_json::Value::Null);
         assert_eq!(empty["versions"], serde_json::json!({}));
+        assert_eq!(empty["charts"], serde_json::json!({}));
     }
 
     #[test]
@@ -753,6 +857,42 @@ hub:
             p.component(ComponentName::Culler).unwrap().command.as_ref().unwrap()[0],
             dir.path().join("./venv/bin/python").to_string_lossy()
         );
+    }
+
+    #[test]
+    fn unknown_chart_lists_the_known_ones() {
+        let e = err("charts:\n  binderhub: ../binderhub\n");
+        assert!(e.starts_with("profile.yaml: charts.binderhub: unknown chart `binderhub`, expected jupyterhub"), "{e}");
+        assert!(e.contains("(line 2"), "{e}");
+        let e = err("charts:\n  jupyterhub: \"\"\n");
+        assert!(e.starts_with("profile.yaml: charts.jupyterhub: empty path: give a z2jh checkout"), "{e}");
+        let e = err("charts: ../z2jh\n");
+        assert!(e.starts_with("profile.yaml: charts: wrong type: expected a mapping"), "{e}");
+        for name in ChartName::ALL {
+            assert_eq!(name.as_str().parse::<ChartName>().unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn load_resolves_a_chart_against_the_profile_and_refuses_one_that_is_not_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = dir.path().join("profiles");
+        std::fs::create_dir_all(dir.path().join("z2jh/jupyterhub")).unwrap();
+        std::fs::write(dir.path().join("z2jh/jupyterhub/Chart.yaml"), "name: jupyterhub\n").unwrap();
+        std::fs::create_dir_all(&profiles).unwrap();
+        let f = profiles.join("chart.yaml");
+        std::fs::write(&f, "charts:\n  jupyterhub: ../z2jh\n").unwrap();
+        let p = Profile::load(&f).unwrap();
+        assert_eq!(p.chart(ChartName::Jupyterhub), Some(profiles.join("../z2jh").as_path()));
+        let f = profiles.join("typo.yaml");
+        std::fs::write(&f, "# a typo\ncharts:\n  jupyterhub: ./z2jh\n").unwrap();
+        let e = Profile::load(&f).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = e.to_string();
+        let expected =
+            format!("{}: charts.jupyterhub: {} does not exist: give a z2jh checkout", f.display(), profiles.join("z2jh").display());
+        assert!(e.starts_with(&expected), "{e}");
+        assert!(e.contains("(line 3)"), "{e}");
     }
 
     fn culler_cmd() -> CommandSpec {

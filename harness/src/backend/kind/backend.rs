@@ -34,6 +34,7 @@ use crate::backend::{Backend, BackendError, BackendKind, ComponentStatus, Deploy
 use crate::env::Env;
 use crate::fault::DeployPlan;
 use crate::observe::hub_log::HubLogSource;
+use crate::profile::Profile;
 use crate::scenario::{Deployment, Needs, Scenario};
 
 /// The kind backend before a run.
@@ -41,7 +42,9 @@ use crate::scenario::{Deployment, Needs, Scenario};
 pub struct Kind;
 
 /// Why this machine cannot run `scenario`'s needs and deployment on kind now (cheap: files only).
-fn missing(needs: &Needs, deploy: Option<&Deployment>) -> Option<String> {
+/// `profile`'s pins name the stack images looked for, and its `charts.jupyterhub` the chart
+/// (after `HUBCHAOS_CHART_JUPYTERHUB`, see [`ChartSource::resolve_for`]).
+fn missing(needs: &Needs, deploy: Option<&Deployment>, profile: Option<&Profile>) -> Option<String> {
     let hub = deploy.is_some_and(|d| d.hub.is_some());
     if !needs.cluster && !hub {
         return Some("deploys nothing on a cluster: it runs on local".into());
@@ -60,7 +63,10 @@ fn missing(needs: &Needs, deploy: Option<&Deployment>) -> Option<String> {
         return Some(format!("a kind cluster {why}"));
     }
     let pins = match crate::toolchain::Pins::load_default() {
-        Ok(p) => p,
+        Ok(base) => match profile {
+            Some(profile) => profile.pins(&base),
+            None => base,
+        },
         Err(e) => return Some(format!("{e}")),
     };
     let kube_pins = pins.kubernetes.clone()?;
@@ -78,7 +84,7 @@ fn missing(needs: &Needs, deploy: Option<&Deployment>) -> Option<String> {
         if !super::stack_image::tar_path(&home, &pins).is_file() {
             return Some("the hub stack's images are not built: run `make stack-images` (~2 min cold)".into());
         }
-        if let Err(e) = ChartSource::from_env() {
+        if let Err(e) = ChartSource::resolve_for(profile) {
             return Some(format!("{e:#}"));
         }
     }
@@ -91,12 +97,16 @@ impl BackendKind for Kind {
         "kind"
     }
 
+    /// The profile is read as the run will read it (`HUBCHAOS_PROFILE`, which `hubchaos run`
+    /// sets for the suite). One that does not load is no reason to skip: the run itself fails
+    /// on it ([`crate::runner::RunOptions::from_env`]), so here it counts as none.
     fn cannot_run(&self, scenario: &Scenario) -> Option<String> {
-        missing(&scenario.needs, Some(&scenario.deploy))
+        let profile = Profile::from_cli_or_env(None).ok().flatten();
+        missing(&scenario.needs, Some(&scenario.deploy), profile.as_ref())
     }
 
     async fn open(&self, needs: &Needs, ctx: RunContext) -> Result<Arc<dyn Backend>, BackendError> {
-        if let Some(reason) = missing(&Needs { cluster: true, ..*needs }, None) {
+        if let Some(reason) = missing(&Needs { cluster: true, ..*needs }, None, ctx.profile.as_ref()) {
             return Err(BackendError::Missing(reason));
         }
         let home = crate::paths::hubchaos_home();
@@ -296,7 +306,8 @@ impl KindBackend {
             true => Some(crate::backend::local::ensure_toolchain(self.ctx.profile.as_ref(), self.ctx.progress).await?.python()),
             false => None,
         };
-        Ok(hub_stack::StackInputs { helm, chart: ChartSource::from_env()?, images_tag: super::stack_image::key(&self.pins), seed_python })
+        let chart = ChartSource::resolve_for(self.ctx.profile.as_ref())?;
+        Ok(hub_stack::StackInputs { helm, chart, images_tag: super::stack_image::key(&self.pins), seed_python })
     }
 }
 

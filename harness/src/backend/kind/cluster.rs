@@ -962,4 +962,20 @@ mod tests {
         let text = std::fs::read_to_string(l.state_file()).unwrap();
         assert!(text.contains("\"process\""), "{text}");
     }
+
+    /// The chart-PR workflow pulls kind's own node image; a pin bump must move it too.
+    #[test]
+    fn the_chart_pr_workflow_pulls_a_node_image_of_the_pinned_kubernetes_line() {
+        let workflow = include_str!("../../../../.github/workflows/chart-pr.yml");
+        let pins = crate::toolchain::Pins::load_default().expect("fixtures/pins.yaml").kubernetes.expect("kubernetes pins");
+        let line = pins.kubernetes.rsplit_once('.').expect("vMAJOR.MINOR.PATCH").0;
+        let image =
+            workflow.lines().find_map(|l| l.trim().strip_prefix(&format!("{NODE_IMAGE_VAR}: "))).expect("the workflow sets the node image");
+        assert!(image.starts_with(&format!("kindest/node:{line}.")), "{image} is not of the pinned {line} line ({})", pins.kubernetes);
+        assert!(
+            workflow.contains(&format!("pinned kind ({} in fixtures/pins.yaml)", pins.kind)),
+            "the workflow names another kind than {}",
+            pins.kind
+        );
+    }
 }

@@ -10,7 +10,8 @@
 //!
 //! How it is fetched: `apt-get download` through a private sources list, lists and cache
 //! under `$HUBCHAOS_HOME/engine/apt` (the system's apt state is not touched), naming the
-//! Debian mirror the machine's own apt sources use with the trixie suite; then `dpkg-deb -x`.
+//! Debian mirror the machine's own apt sources use with the trixie suite (or [`MIRROR_VAR`]'s,
+//! on a machine whose apt has no Debian source, such as an Ubuntu CI runner); then `dpkg-deb -x`.
 //! The daemon uses the system's containerd and runc (bookworm's), as the spike did.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,16 @@ use anyhow::{bail, Context};
 const SUITE: &str = "trixie";
 /// The package (its dockerd; the CLI on the machine talks to it).
 const PACKAGE: &str = "docker.io";
+
+/// A Debian mirror to fetch from instead of the machine's apt sources' (e.g.
+/// `http://deb.debian.org/debian` on an Ubuntu runner, whose sources name Ubuntu's archive).
+pub const MIRROR_VAR: &str = "HUBCHAOS_DEBIAN_MIRROR";
+
+/// [`MIRROR_VAR`]'s mirror (`given`) when it names one, else the machine's ([`debian_mirror`]).
+fn mirror(given: Option<String>, sources: &[String]) -> Option<String> {
+    let given = given.map(|m| m.trim().trim_end_matches('/').to_string()).filter(|m| !m.is_empty());
+    given.or_else(|| debian_mirror(sources))
+}
 
 /// The Debian mirror of the machine's own apt sources: the first `deb` source of the main
 /// archive (not `-security`, `-updates` or `-backports`), from deb822 `.sources` text or a
@@ -125,8 +136,9 @@ pub fn ensure_buildx(home: &Path, version: &str) -> anyhow::Result<PathBuf> {
 /// (lists and cache under `$HUBCHAOS_HOME/engine/apt`; the system's apt state is not touched),
 /// then `dpkg-deb -x` into `root` (replaced).
 fn unpack_trixie_package(home: &Path, package: &str, version: &str, root: &Path) -> anyhow::Result<()> {
-    let mirror = debian_mirror(&system_sources())
-        .with_context(|| format!("no Debian mirror in the machine's apt sources (/etc/apt): {package} comes from Debian {SUITE}"))?;
+    let mirror = mirror(std::env::var(MIRROR_VAR).ok(), &system_sources()).with_context(|| {
+        format!("no Debian mirror in the machine's apt sources (/etc/apt): {package} comes from Debian {SUITE}; set {MIRROR_VAR}")
+    })?;
     let apt = home.join("engine").join("apt");
     for d in [apt.join("lists/partial"), apt.join("cache/archives/partial"), apt.join("debs")] {
         std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
@@ -185,6 +197,17 @@ mod tests {
         let text = "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://mirror.invalid/debian/ bookworm main\n";
         assert_eq!(debian_mirror(&[text.to_string()]).as_deref(), Some("http://mirror.invalid/debian"));
         assert_eq!(debian_mirror(&["deb http://m.invalid/debian bookworm-backports main\n".to_string()]), None);
+    }
+
+    #[test]
+    fn a_given_mirror_wins_over_the_machines() {
+        let ubuntu = "Types: deb\nURIs: http://archive.ubuntu.invalid/ubuntu/\nSuites: noble noble-updates\nComponents: main\n".to_string();
+        assert_eq!(
+            mirror(Some("http://deb.debian.invalid/debian/".into()), &[ubuntu]).as_deref(),
+            Some("http://deb.debian.invalid/debian")
+        );
+        let debian = "deb http://mirror.invalid/debian bookworm main\n".to_string();
+        assert_eq!(mirror(Some(" ".into()), &[debian]).as_deref(), Some("http://mirror.invalid/debian"), "a blank one is none");
     }
 
     #[test]

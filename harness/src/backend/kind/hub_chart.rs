@@ -1,8 +1,10 @@
 //! The hub stack on kind: a jupyterhub chart installed by the helm CLI into the run's namespace.
 //!
-//! Which chart: the z2jh checkout a chart PR's CI passes (`HUBCHAOS_CHART_JUPYTERHUB=PATH`, or
-//! `charts.jupyterhub` in a profile; the repository root or its `jupyterhub/` directory), else
-//! the reference chart under `kind/charts/jupyterhub`, which reads the same values keys. One
+//! Which chart ([`ChartSource::resolve_for`]): the z2jh checkout a chart PR's CI passes, the
+//! repository root or its `jupyterhub/` directory: `HUBCHAOS_CHART_JUPYTERHUB=PATH` (which
+//! `hubchaos run --chart jupyterhub=PATH` and `make … CHART=PATH` set), else `charts.jupyterhub`
+//! in the profile; else the reference chart under `kind/charts/jupyterhub`, which reads the
+//! same values keys. One
 //! mapping, [`chart_values`], turns a scenario's options (hub, culler, deploy plan) into values
 //! that serve both: z2jh's keys only, z2jh's offline needs included (no pre-puller, no user
 //! scheduler or placeholders, no cloud-metadata blocking, no network policies that nothing
@@ -21,11 +23,12 @@
 //! before the hub starts, as the local backend seeds its file.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use k8s_openapi::api::core::v1::PersistentVolume;
 use serde_json::{json, Value};
 
@@ -33,6 +36,7 @@ use super::kube::KindCluster;
 use super::pools::POOL_LABEL;
 use crate::component::culler::CullerOptions;
 use crate::component::hub::{HubOptions, CULLER_SCOPES, HARNESS_SCOPES};
+use crate::profile::{ChartName, Profile};
 
 /// The release name; both charts name their resources `hub`, `proxy`, `proxy-api`,
 /// `proxy-public` whatever it is, and label their pods `release=<it>`.
@@ -64,31 +68,66 @@ pub enum ChartSource {
     Given(PathBuf),
 }
 
-impl ChartSource {
-    /// The chart named by `given` (the environment's or the profile's), else the reference one.
-    /// A given path that holds no chart is an error naming it and what was looked for.
-    pub fn resolve(given: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = given else {
-            return Ok(ChartSource::Reference(crate::paths::charts_dir().join("jupyterhub")));
-        };
-        for dir in [path.to_path_buf(), path.join("jupyterhub")] {
-            if dir.join("Chart.yaml").is_file() {
-                return Ok(ChartSource::Given(std::path::absolute(&dir).unwrap_or(dir)));
-            }
+/// What a given chart path should be, for the messages that refuse one.
+pub const WHAT_TO_GIVE: &str = "give a z2jh checkout (its root or its jupyterhub/ directory)";
+
+/// The chart directory `given` names: `given` itself or its `jupyterhub/` (a z2jh checkout's
+/// root), whichever holds a `Chart.yaml`, made absolute. The error says what is wrong with it
+/// (without naming where it came from: the caller does).
+pub fn chart_dir(given: &Path) -> Result<PathBuf, String> {
+    if given.as_os_str().is_empty() {
+        return Err(format!("empty path: {WHAT_TO_GIVE}"));
+    }
+    if !given.exists() {
+        return Err(format!("{} does not exist: {WHAT_TO_GIVE}", given.display()));
+    }
+    for dir in [given.to_path_buf(), given.join("jupyterhub")] {
+        if dir.join("Chart.yaml").is_file() {
+            return Ok(std::path::absolute(&dir).unwrap_or(dir));
         }
-        bail!(
-            "{}: no jupyterhub chart there (looked for Chart.yaml in it and in its jupyterhub/); pass a z2jh checkout, \
-             e.g. {CHART_ENV}=path/to/zero-to-jupyterhub-k8s",
-            path.display()
-        )
+    }
+    Err(format!("{}: no jupyterhub chart there (no Chart.yaml in it or in its jupyterhub/): {WHAT_TO_GIVE}", given.display()))
+}
+
+impl ChartSource {
+    /// The chart named by `given`, else the reference one. A given path that holds no chart
+    /// is an error naming it and what was looked for.
+    pub fn resolve(given: Option<&Path>) -> anyhow::Result<Self> {
+        match given {
+            None => Ok(ChartSource::Reference(crate::paths::charts_dir().join("jupyterhub"))),
+            Some(path) => chart_dir(path).map(ChartSource::Given).map_err(|e| anyhow!(e)),
+        }
     }
 
-    /// From [`CHART_ENV`] (an empty value is an error, not the reference chart).
+    /// From [`CHART_ENV`] alone (an empty value is an error, not the reference chart).
     pub fn from_env() -> anyhow::Result<Self> {
-        match std::env::var_os(CHART_ENV) {
-            None => Self::resolve(None),
-            Some(v) if v.is_empty() => bail!("{CHART_ENV} is empty: unset it for the reference chart, or set it to a z2jh checkout"),
-            Some(v) => Self::resolve(Some(Path::new(&v))),
+        Self::resolve_with(std::env::var_os(CHART_ENV).as_deref(), None)
+    }
+
+    /// The chart a run installs: [`CHART_ENV`]'s (set for the scenario suite by `hubchaos run
+    /// --chart jupyterhub=PATH` and by `make … CHART=PATH`), else `profile`'s
+    /// `charts.jupyterhub`, else the reference chart.
+    pub fn resolve_for(profile: Option<&Profile>) -> anyhow::Result<Self> {
+        Self::resolve_with(std::env::var_os(CHART_ENV).as_deref(), profile)
+    }
+
+    /// [`ChartSource::resolve_for`] with [`CHART_ENV`]'s value given (`None`: unset). Each
+    /// error names where the refused path came from.
+    pub fn resolve_with(env: Option<&OsStr>, profile: Option<&Profile>) -> anyhow::Result<Self> {
+        match env {
+            Some(v) if v.is_empty() => {
+                bail!("{CHART_ENV} is empty: unset it for the reference chart (or the profile's), or set it to a z2jh checkout")
+            }
+            Some(v) => chart_dir(Path::new(v))
+                .map(ChartSource::Given)
+                .map_err(|e| anyhow!("{CHART_ENV} (set by `hubchaos run --chart jupyterhub=PATH` and `make CHART=PATH`): {e}")),
+            None => match profile.and_then(|p| Some((p, p.chart(ChartName::Jupyterhub)?))) {
+                Some((p, path)) => chart_dir(path).map(ChartSource::Given).map_err(|e| {
+                    let file = p.source.as_deref().unwrap_or(Path::new("the profile"));
+                    anyhow!("{}: charts.jupyterhub: {e}", file.display())
+                }),
+                None => Self::resolve(None),
+            },
         }
     }
 
@@ -424,16 +463,65 @@ mod tests {
         }
     }
 
+    /// A z2jh-like checkout under `dir`: `<dir>/<name>/jupyterhub/Chart.yaml`.
+    fn checkout(dir: &Path, name: &str) -> PathBuf {
+        let root = dir.join(name);
+        std::fs::create_dir_all(root.join("jupyterhub")).unwrap();
+        std::fs::write(root.join("jupyterhub/Chart.yaml"), "name: jupyterhub\n").unwrap();
+        root
+    }
+
+    fn profile_with_chart(path: &Path) -> Profile {
+        Profile {
+            source: Some(PathBuf::from("mine.yaml")),
+            charts: [(ChartName::Jupyterhub, path.to_path_buf())].into(),
+            ..Profile::default()
+        }
+    }
+
     #[test]
     fn a_given_path_without_a_chart_is_refused_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let err = ChartSource::resolve(Some(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("no jupyterhub chart there"), "{err}");
+        assert!(err.contains("no jupyterhub chart there") && err.contains(&dir.path().display().to_string()), "{err}");
+        let err = ChartSource::resolve(Some(&dir.path().join("nope"))).unwrap_err().to_string();
+        assert!(err.ends_with("nope does not exist: give a z2jh checkout (its root or its jupyterhub/ directory)"), "{err}");
         std::fs::create_dir_all(dir.path().join("jupyterhub")).unwrap();
         std::fs::write(dir.path().join("jupyterhub/Chart.yaml"), "name: jupyterhub\n").unwrap();
         assert!(matches!(ChartSource::resolve(Some(dir.path())).unwrap(), ChartSource::Given(p) if p.ends_with("jupyterhub")));
+        let chart = dir.path().join("jupyterhub");
+        assert_eq!(ChartSource::resolve(Some(&chart)).unwrap(), ChartSource::Given(chart), "the chart directory itself");
         let reference = ChartSource::resolve(None).unwrap();
         assert!(reference.dir().join("Chart.yaml").is_file(), "{reference:?}");
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_profile_which_wins_over_the_reference_chart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from_env, from_profile) = (checkout(dir.path(), "env"), checkout(dir.path(), "profile"));
+        let profile = profile_with_chart(&from_profile);
+        let chosen = ChartSource::resolve_with(Some(from_env.as_os_str()), Some(&profile)).unwrap();
+        assert_eq!(chosen, ChartSource::Given(from_env.join("jupyterhub")));
+        let chosen = ChartSource::resolve_with(None, Some(&profile)).unwrap();
+        assert_eq!(chosen, ChartSource::Given(from_profile.join("jupyterhub")));
+        for nothing in [None, Some(&Profile::default())] {
+            assert!(matches!(ChartSource::resolve_with(None, nothing).unwrap(), ChartSource::Reference(_)));
+        }
+    }
+
+    #[test]
+    fn a_refused_chart_names_where_it_came_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = checkout(dir.path(), "good");
+        let missing = dir.path().join("missing");
+        // A bad environment value is refused even when the profile names a good chart: it wins.
+        let err = ChartSource::resolve_with(Some(missing.as_os_str()), Some(&profile_with_chart(&good))).unwrap_err().to_string();
+        assert!(err.starts_with("HUBCHAOS_CHART_JUPYTERHUB (set by `hubchaos run --chart jupyterhub=PATH`"), "{err}");
+        assert!(err.contains(&format!("{} does not exist", missing.display())), "{err}");
+        let err = ChartSource::resolve_with(Some(OsStr::new("")), None).unwrap_err().to_string();
+        assert!(err.starts_with("HUBCHAOS_CHART_JUPYTERHUB is empty: unset it"), "{err}");
+        let err = ChartSource::resolve_with(None, Some(&profile_with_chart(dir.path()))).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("mine.yaml: charts.jupyterhub: {}: no jupyterhub chart there", dir.path().display())), "{err}");
     }
 
     #[test]
