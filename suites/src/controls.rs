@@ -4,6 +4,7 @@
 //! same checks, a quarter as long), the proxy kill, the spawn churn, the node and its cleaner.
 
 use hubchaos::prelude::*;
+use hubchaos::soak::ChurnLimits;
 
 use crate::culler::{culler_2018, culler_2018_at, culler_replay, Timescale, SETTLE};
 use crate::{binder, cleaner, hub, node, spawn};
@@ -201,7 +202,22 @@ pub fn slow_route_restore_is_caught() -> Scenario {
 
 /// The hub's spawn hook keeps 1 MiB per spawn (a leak as blunt as 2018's).
 pub fn leak_is_caught() -> Scenario {
-    let mut s = spawn::churn("controls", "leak_is_caught", "Negative control for leak-slope: a spawn hook retains 1 MiB per spawn.", 10);
+    leak_is_caught_judged(&ChurnLimits::LOCAL)
+}
+
+/// [`leak_is_caught`] on kind, judged as kind's churn ([`ChurnLimits::KIND`]).
+pub fn leak_is_caught_on_kind() -> Scenario {
+    leak_is_caught_judged(&ChurnLimits::KIND)
+}
+
+fn leak_is_caught_judged(limits: &ChurnLimits) -> Scenario {
+    let mut s = spawn::churn_judged(
+        "controls",
+        "leak_is_caught",
+        "Negative control for leak-slope: a spawn hook retains 1 MiB per spawn.",
+        10,
+        limits,
+    );
     s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 1 << 20, fds_per_spawn: 0 }, Schedule::throughout()));
     s.expect = Expectation::fail_on(&["leak-slope:hub:rss_bytes"], "the hook retains 1 MiB per spawn");
     s

@@ -2,23 +2,46 @@
 //! spawn; the hub died after N launches and nobody saw the curve until the outage).
 
 use hubchaos::prelude::*;
+use hubchaos::soak::ChurnLimits;
 
 /// Spawn churn of `cycles_per_user` cycles by each of the churn's users, judged on the hub's
 /// resource curves (the building block `hubchaos::soak::churn`, which `hubchaos soak` uses
 /// too). The leak controls (`controls.rs`) are this churn with a leaky spawn hook.
 pub fn churn(area: &'static str, name: &'static str, incident: &'static str, cycles_per_user: usize) -> Scenario {
+    churn_judged(area, name, incident, cycles_per_user, &ChurnLimits::LOCAL)
+}
+
+/// [`churn`] judged with `limits` (the kind twins: [`ChurnLimits::KIND`]).
+pub fn churn_judged(
+    area: &'static str,
+    name: &'static str,
+    incident: &'static str,
+    cycles_per_user: usize,
+    limits: &ChurnLimits,
+) -> Scenario {
     // Bounded by the cycles; the duration is the backstop (a spawn cycle takes 5-10 s here).
     let backstop = Duration::from_secs(20 * cycles_per_user as u64 + 60);
-    hubchaos::soak::churn(Scenario::new(area, name, incident), Some(cycles_per_user), backstop)
+    hubchaos::soak::churn_judged(Scenario::new(area, name, incident), Some(cycles_per_user), backstop, limits)
 }
 
 pub fn churn_without_leak() -> Scenario {
-    churn(
+    churn_without_leak_judged(&ChurnLimits::LOCAL)
+}
+
+/// [`churn_without_leak`] on kind: the hub pod's cgroup, KubeSpawner's share allowed
+/// ([`ChurnLimits::KIND`]).
+pub fn churn_without_leak_on_kind() -> Scenario {
+    churn_without_leak_judged(&ChurnLimits::KIND)
+}
+
+fn churn_without_leak_judged(limits: &ChurnLimits) -> Scenario {
+    churn_judged(
         "spawn",
         "churn_without_leak",
         "Users start, reach (through the proxy), use and stop their servers over and over on a clean \
          hub: no resource of the hub may grow with the spawns.",
         10,
+        limits,
     )
 }
 

@@ -750,18 +750,17 @@ pub async fn load_stack_images_on(
     nodes: &[String],
 ) -> anyhow::Result<Vec<(String, Option<Duration>)>> {
     anyhow::ensure!(layout.read_state().is_some(), "{}: no cluster (`hubchaos cluster up` makes one)", layout.context());
-    let mut loaded = Vec::new();
-    for node in nodes.iter().cloned() {
+    // The nodes import at once: each import is mostly one node's containerd unpacking layers.
+    let imports = nodes.iter().cloned().map(|node| async move {
         let images = node_images(layout, p, &node).await?;
         if refs.iter().all(|r| images.has(r)) {
-            loaded.push((node, None));
-            continue;
+            return anyhow::Ok((node, None));
         }
         let started = std::time::Instant::now();
         import_on(layout, p, &node, tar).await?;
-        loaded.push((node, Some(started.elapsed())));
-    }
-    Ok(loaded)
+        Ok((node, Some(started.elapsed())))
+    });
+    futures::future::try_join_all(imports).await
 }
 
 /// A static busybox as `hubchaos/busybox:<hash>`, imported into every node's containerd.
