@@ -138,11 +138,21 @@ pub fn culler_misconfigured_is_caught() -> Scenario {
 /// culler's round (2-14 s here; a stall during it delays the convergence too, which would make
 /// a second check fail): the hub-latency probe's p99 must show it.
 pub fn hub_stall_is_caught() -> Scenario {
-    let mut s = small_replay(
+    hub_stall_is_caught_at(Timescale::LOCAL)
+}
+
+/// [`hub_stall_is_caught`] on kind: the hub pod's cgroup frozen for 5 s.
+pub fn hub_stall_is_caught_on_kind() -> Scenario {
+    hub_stall_is_caught_at(Timescale::KIND)
+}
+
+fn hub_stall_is_caught_at(t: Timescale) -> Scenario {
+    let mut s = small_replay_at(
+        t,
         "hub_stall_is_caught",
         "Negative control for the latency check: the hub is paused for 5 s mid-run, as a hub whose \
          event loop is blocked would be.",
-        culler_2018(),
+        culler_2018_at(t),
     );
     s.faults.push(Scheduled::new(PauseProcess::of("hub"), Schedule::at(Duration::from_secs(15)).held_for(Duration::from_secs(5))));
     s.expect = Expectation::fail_on(&["latency:hub"], "the hub does not answer for 5 s");

@@ -85,6 +85,7 @@ pub fn kind_catalogue() -> Vec<(fn() -> Scenario, bool)> {
         (hub::proxy_killed, true),
         (spawn::churn_without_leak_on_kind, false),
         (controls::leak_is_caught_on_kind, false),
+        (controls::hub_stall_is_caught_on_kind, false),
     ]
 }
 

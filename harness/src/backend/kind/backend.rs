@@ -262,6 +262,15 @@ impl KindBackend {
 }
 
 impl KindBackend {
+    /// How the harness reaches the node containers' files.
+    fn node_engine(&self) -> super::cgroups::NodeEngine {
+        super::cgroups::NodeEngine {
+            docker: self.programs.docker.clone(),
+            docker_host: self.up.layout.engine.docker_host(),
+            log: self.up.layout.log(),
+        }
+    }
+
     /// The stack images on the core and user nodes ([`cluster::STACK_POOLS`]; imported where missing).
     async fn load_stack_images(&self) -> anyhow::Result<()> {
         let home = crate::paths::hubchaos_home();
@@ -398,11 +407,7 @@ impl Backend for KindBackend {
         let cgroups = super::cgroups::CgroupSampler {
             kube: self.up.kube.clone(),
             namespace: self.namespace.clone(),
-            engine: super::cgroups::NodeEngine {
-                docker: self.programs.docker.clone(),
-                docker_host: self.up.layout.engine.docker_host(),
-                log: self.up.layout.log(),
-            },
+            engine: self.node_engine(),
             recorder: self.ctx.recorder.clone(),
             samples: env.samples.clone(),
         };
@@ -433,7 +438,8 @@ impl Backend for KindBackend {
     }
 
     /// Kill: the component's pod deleted with no grace (its Deployment makes a new one, as
-    /// after a node loss). Pause and Resume: not built yet on kind.
+    /// after a node loss). Pause and Resume: the pod's cgroup frozen and thawed (its processes
+    /// stop where they are, as with SIGSTOP; the kubelet sees no exit).
     async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {
         if !matches!(component, "hub" | "proxy") || self.hub_stack.lock().unwrap().is_none() {
             bail!("`{component}` is not a component of this kind run (it has: {:?})", self.components());
@@ -449,7 +455,22 @@ impl Backend for KindBackend {
                 }
                 Ok(())
             }
-            ProcessSignal::Pause | ProcessSignal::Resume => bail!("pausing `{component}` on kind (its cgroup frozen): not built yet"),
+            ProcessSignal::Pause | ProcessSignal::Resume => {
+                let frozen = signal == ProcessSignal::Pause;
+                let pods = self.up.kube.list_pods(&self.namespace, &hub_chart::pod_selector(component)).await?;
+                let live: Vec<_> = pods.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+                anyhow::ensure!(!live.is_empty(), "no pod of `{component}` to {}", if frozen { "freeze" } else { "thaw" });
+                for p in live {
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    let uid = p.metadata.uid.clone().context("a pod without a uid")?;
+                    let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).with_context(|| format!("pod {name} is on no node"))?;
+                    super::cgroups::set_frozen(&self.node_engine(), &node, &uid, frozen).await?;
+                    self.ctx
+                        .recorder
+                        .phase(if frozen { "pod-frozen" } else { "pod-thawed" }, format!("{component}: pod {name}'s cgroup on {node}"));
+                }
+                Ok(())
+            }
         }
     }
 

@@ -95,6 +95,7 @@
 //! of a core at one round a second. Its CPU on its blocking thread is `sampler_cpu_seconds` of component
 //! `harness`, as on local.
 
+use anyhow::Context;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -373,6 +374,40 @@ fn pod_dirs(root: &Path) -> std::io::Result<HashMap<String, PathBuf>> {
         level = next;
     }
     Ok(out)
+}
+
+/// How long a freeze or a thaw may take to be reported done by the kernel.
+const FREEZE_WITHIN: Duration = Duration::from_secs(10);
+
+/// Freeze (`frozen`) or thaw pod `pod_uid`'s cgroup on node container `node`, through the
+/// node's `freezer` hierarchy (cgroup v1; the kubelet's pod directory has the same path under
+/// every controller): every process of the pod stops where it is, as a SIGSTOP of each would,
+/// and the kubelet sees nothing happen (the container did not exit). Done when
+/// `freezer.state` reads the state asked for (bounded).
+pub async fn set_frozen(engine: &NodeEngine, node: &str, pod_uid: &str, frozen: bool) -> anyhow::Result<()> {
+    let (engine, node, uid) = (engine.clone(), node.to_string(), pod_uid.to_string());
+    tokio::task::spawn_blocking(move || {
+        let root = cgroup_root(engine.node_pid(&node)?);
+        let dirs = pod_dirs(&root).with_context(|| format!("reading the pod cgroups of {node}"))?;
+        let rel = dirs.get(&uid).with_context(|| format!("no cgroup of pod {uid} on {node}"))?;
+        let state = root.join("freezer").join(rel).join("freezer.state");
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        std::fs::write(&state, want).with_context(|| format!("writing {want} to {}", state.display()))?;
+        let started = std::time::Instant::now();
+        loop {
+            let now = std::fs::read_to_string(&state).with_context(|| format!("reading {}", state.display()))?;
+            if now.trim() == want {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < FREEZE_WITHIN,
+                "pod {uid} on {node}: freezer.state still {} after {FREEZE_WITHIN:?}",
+                now.trim()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await?
 }
 
 /// One pod, read (blocking): `None` when its cgroup is gone or unreadable mid-read. `listen`
