@@ -80,8 +80,13 @@ fn missing(needs: &Needs, deploy: Option<&Deployment>, profile: Option<&Profile>
         if hub_chart::helm_program(&home, &kube_pins).is_none() {
             return Some(format!("helm {} is not built: run `make kind-image`", kube_pins.helm));
         }
-        if !super::stack_image::tar_path(&home, &pins).is_file() {
-            return Some("the hub stack's images are not built: run `make stack-images` (~2 min cold)".into());
+        // Images the user named are theirs to put on the nodes; a bad name errors the run.
+        let ours = hub_chart::StackImages::from_env(&super::stack_image::key(&pins)).map_or(true, |i| i.uses_stack_images());
+        if ours && !super::stack_image::tar_path(&home, &pins).is_file() {
+            return Some(format!(
+                "the hub stack's images are not built: run `make stack-images` (~2 min cold), or name your own in {}",
+                hub_chart::NAMED_IMAGE_COMPONENTS.iter().map(|c| hub_chart::image_env(c)).collect::<Vec<_>>().join(", ")
+            ));
         }
         // A chart named that is not there is bad input, not a missing prerequisite: the run
         // errors on it ([`KindBackend::stack_inputs`]) rather than skip and pass.
@@ -314,7 +319,8 @@ impl KindBackend {
             false => None,
         };
         let chart = ChartSource::resolve_for(self.ctx.profile.as_ref())?;
-        Ok(hub_stack::StackInputs { helm, chart, images_tag: super::stack_image::key(&self.pins), seed_python })
+        let images = hub_chart::StackImages::from_env(&super::stack_image::key(&self.pins))?;
+        Ok(hub_stack::StackInputs { helm, chart, images, seed_python })
     }
 }
 
@@ -357,10 +363,21 @@ impl Backend for KindBackend {
         let mut timings = Default::default();
         if let Some(hub) = &deployment.hub {
             self.sweep_orphaned_volumes(&run).await;
-            let images_started = Instant::now();
-            self.load_stack_images().await.map_err(BackendError::Deploy)?;
-            let images_s = images_started.elapsed().as_secs_f64();
             let inputs = self.stack_inputs(!plan.seed.is_empty()).await.map_err(BackendError::Deploy)?;
+            let images_started = Instant::now();
+            if inputs.images.uses_stack_images() {
+                self.load_stack_images().await.map_err(BackendError::Deploy)?;
+            }
+            let images_s = images_started.elapsed().as_secs_f64();
+            if !inputs.images.named.is_empty() {
+                let named: Vec<String> = inputs
+                    .images
+                    .named
+                    .iter()
+                    .map(|c| format!("{c}: {}:{}", inputs.images.by_component[c].name, inputs.images.by_component[c].tag))
+                    .collect();
+                self.ctx.recorder.phase("images-named", named.join(", "));
+            }
             let extra_config = hub_extra_config(&hub.extra_config, plan, self.ctx.profile.as_ref(), &env.recorder);
             let (stack, t) =
                 hub_stack::deploy_hub_stack(env, &run, hub, plan, &extra_config, &inputs).await.map_err(BackendError::Deploy)?;

@@ -146,10 +146,90 @@ impl ChartSource {
     }
 }
 
+/// The components whose image a user may name instead of the stack image built here (what
+/// chartpress built for their chart PR), each in `HUBCHAOS_IMAGE_<COMPONENT>`.
+pub const NAMED_IMAGE_COMPONENTS: &[&str] = &["hub", "proxy", "singleuser"];
+
+/// One image as the charts' values name it: `name` and `tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub name: String,
+    pub tag: String,
+}
+
+impl ImageRef {
+    /// `NAME:TAG` (the tag after the last `:` that follows the last `/`, so a registry's port
+    /// is part of the name); no tag, or an empty part, is refused naming what was given.
+    pub fn parse(reference: &str) -> anyhow::Result<Self> {
+        let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+        let Some(colon) = reference[last_slash..].rfind(':').map(|i| i + last_slash) else {
+            bail!("image `{reference}` has no tag: name it as NAME:TAG (what the chart's image.name and image.tag take)");
+        };
+        let (name, tag) = (&reference[..colon], &reference[colon + 1..]);
+        if name.is_empty() || tag.is_empty() || reference.contains(char::is_whitespace) {
+            bail!("image `{reference}` is not NAME:TAG");
+        }
+        Ok(Self { name: name.into(), tag: tag.into() })
+    }
+
+    /// The stack image built here for `component` (`hubchaos/<component>:<key>`).
+    pub fn stack(component: &str, key: &str) -> Self {
+        Self { name: format!("hubchaos/{component}"), tag: key.into() }
+    }
+}
+
+/// The environment variable naming `component`'s image (`HUBCHAOS_IMAGE_HUB`, …).
+pub fn image_env(component: &str) -> String {
+    format!("HUBCHAOS_IMAGE_{}", component.to_ascii_uppercase())
+}
+
+/// The images the charts run: for each of [`NAMED_IMAGE_COMPONENTS`] the one the user named
+/// (`lookup` reads the environment), else the stack image of `key`. Also says whether any stack
+/// image is used (then the stack images must be built and loaded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackImages {
+    pub by_component: BTreeMap<String, ImageRef>,
+    pub named: Vec<String>,
+}
+
+impl StackImages {
+    pub fn resolve(key: &str, lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut by_component = BTreeMap::new();
+        let mut named = Vec::new();
+        for component in NAMED_IMAGE_COMPONENTS {
+            let var = image_env(component);
+            let image = match lookup(&var) {
+                Some(given) => {
+                    named.push(component.to_string());
+                    ImageRef::parse(&given).with_context(|| var.clone())?
+                }
+                None => ImageRef::stack(component, key),
+            };
+            by_component.insert(component.to_string(), image);
+        }
+        Ok(Self { by_component, named })
+    }
+
+    /// From the process environment (an empty variable counts as unset).
+    pub fn from_env(key: &str) -> anyhow::Result<Self> {
+        Self::resolve(key, |var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Whether a stack image built here runs (one component not named by the user).
+    pub fn uses_stack_images(&self) -> bool {
+        self.named.len() < NAMED_IMAGE_COMPONENTS.len()
+    }
+
+    fn value(&self, component: &str) -> Value {
+        let image = &self.by_component[component];
+        json!({ "name": image.name, "tag": image.tag, "pullPolicy": "IfNotPresent" })
+    }
+}
+
 /// What a scenario's deploy becomes in chart values.
 pub struct ChartInputs<'a> {
-    /// The stack images' tag (`hubchaos/<component>:<tag>`).
-    pub images_tag: &'a str,
+    /// The images of the hub, the proxy and the user servers.
+    pub images: &'a StackImages,
     pub hub: &'a HubOptions,
     /// `None`: no culler (yet).
     pub culler: Option<&'a CullerOptions>,
@@ -158,10 +238,6 @@ pub struct ChartInputs<'a> {
     pub harness_token: &'a str,
     pub proxy_token: &'a str,
     pub run_id: &'a str,
-}
-
-fn image(component: &str, tag: &str) -> Value {
-    json!({ "name": format!("hubchaos/{component}"), "tag": tag, "pullPolicy": "IfNotPresent" })
 }
 
 /// Python for `hub.extraConfig` that makes the culler service what the scenario declares where
@@ -211,7 +287,7 @@ pub fn chart_values(i: &ChartInputs<'_>) -> Value {
     };
     json!({
         "hub": {
-            "image": image("hub", i.images_tag),
+            "image": i.images.value("hub"),
             "db": { "type": "sqlite-pvc", "pvc": { "storageClassName": "" } },
             "networkPolicy": { "enabled": false },
             "nodeSelector": { POOL_LABEL: "core" },
@@ -241,13 +317,13 @@ pub fn chart_values(i: &ChartInputs<'_>) -> Value {
             "service": { "type": "ClusterIP" },
             "https": { "enabled": false },
             "chp": {
-                "image": image("proxy", i.images_tag),
+                "image": i.images.value("proxy"),
                 "networkPolicy": { "enabled": false },
                 "nodeSelector": { POOL_LABEL: "core" },
             },
         },
         "singleuser": {
-            "image": image("singleuser", i.images_tag),
+            "image": i.images.value("singleuser"),
             "cmd": "jupyterhub-singleuser",
             "defaultUrl": "/api",
             "startTimeout": 120,
@@ -424,8 +500,14 @@ pub fn write_values(dir: &Path, values: &Value) -> anyhow::Result<PathBuf> {
 mod tests {
     use super::*;
 
+    fn stack_images(key: &str) -> StackImages {
+        StackImages::resolve(key, |_| None).unwrap()
+    }
+
+    static OURS: std::sync::LazyLock<StackImages> = std::sync::LazyLock::new(|| stack_images("0123456789abcdef"));
+
     fn inputs<'a>(hub: &'a HubOptions, culler: Option<&'a CullerOptions>) -> ChartInputs<'a> {
-        ChartInputs { images_tag: "0123456789abcdef", hub, culler, extra_config: "", harness_token: "h", proxy_token: "p", run_id: "r" }
+        ChartInputs { images: &OURS, hub, culler, extra_config: "", harness_token: "h", proxy_token: "p", run_id: "r" }
     }
 
     #[test]
@@ -456,7 +538,8 @@ mod tests {
     #[test]
     fn the_image_tag_stays_a_string_and_nothing_is_pulled() {
         let hub = HubOptions::default();
-        let v = chart_values(&ChartInputs { images_tag: "12345678", ..inputs(&hub, None) });
+        let images = stack_images("12345678");
+        let v = chart_values(&ChartInputs { images: &images, ..inputs(&hub, None) });
         for path in [&v["hub"]["image"], &v["proxy"]["chp"]["image"], &v["singleuser"]["image"]] {
             assert_eq!(path["tag"], json!("12345678"));
             assert_eq!(path["pullPolicy"], json!("IfNotPresent"));
@@ -477,6 +560,24 @@ mod tests {
             charts: [(ChartName::Jupyterhub, path.to_path_buf())].into(),
             ..Profile::default()
         }
+    }
+
+    #[test]
+    fn a_user_may_name_their_own_images_and_the_rest_are_the_stack_images() {
+        let images =
+            StackImages::resolve("k", |var| (var == "HUBCHAOS_IMAGE_HUB").then(|| "registry:5000/org/k8s-hub:1.2.3-n4".into())).unwrap();
+        assert_eq!(images.by_component["hub"], ImageRef { name: "registry:5000/org/k8s-hub".into(), tag: "1.2.3-n4".into() });
+        assert_eq!(images.by_component["proxy"], ImageRef::stack("proxy", "k"));
+        assert_eq!(images.named, ["hub"]);
+        assert!(images.uses_stack_images(), "the proxy and singleuser images are still ours");
+        let all = StackImages::resolve("k", |_| Some("org/img:t".into())).unwrap();
+        assert!(!all.uses_stack_images());
+        let hub = HubOptions::default();
+        let v = chart_values(&ChartInputs { images: &all, ..inputs(&hub, None) });
+        assert_eq!(v["singleuser"]["image"]["name"], json!("org/img"));
+        let err = StackImages::resolve("k", |_| Some("registry:5000/org/k8s-hub".into())).unwrap_err();
+        assert!(format!("{err:#}").contains("has no tag"), "{err:#}");
+        assert!(format!("{err:#}").contains("HUBCHAOS_IMAGE_HUB"), "{err:#}");
     }
 
     #[test]

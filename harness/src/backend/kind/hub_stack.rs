@@ -35,7 +35,7 @@ const DB_FILE: &str = "jupyterhub.sqlite";
 pub struct StackInputs {
     pub helm: Helm,
     pub chart: ChartSource,
-    pub images_tag: String,
+    pub images: hub_chart::StackImages,
     /// The Python of the pinned toolchain, to seed the database with (only when seeding).
     pub seed_python: Option<PathBuf>,
 }
@@ -148,7 +148,7 @@ async fn apply_values(
     inputs: &StackInputs,
 ) -> anyhow::Result<()> {
     let values = chart_values(&ChartInputs {
-        images_tag: &inputs.images_tag,
+        images: &inputs.images,
         hub,
         culler,
         extra_config,
