@@ -38,11 +38,14 @@ enum Episode {
 }
 
 impl Recovery {
-    /// One episode: the ops from `from` to `until` (the next injection or the end).
+    /// One episode: the ops from `from` that ended before `until` (the next injection or the
+    /// end). An op still in flight when the next injection came belongs to that one: seen, an
+    /// op sent 3 ms before the second proxy kill failed with it, and was judged the first
+    /// kill's last answer.
     fn episode(&self, history: &History, from: Duration, until: Option<Duration>) -> Option<Episode> {
         let ops: Vec<(Duration, &str, OpResult)> = history
             .ops()
-            .filter(|(at, o)| *at >= from && until.is_none_or(|u| *at < u) && o.op == self.op)
+            .filter(|(at, o)| *at >= from && until.is_none_or(|u| *at + o.latency < u) && o.op == self.op)
             .map(|(at, o)| (at, o.user.as_deref().unwrap_or(""), o.result))
             .collect();
         let users: BTreeSet<&str> = ops.iter().map(|(_, u, _)| *u).collect();
@@ -192,6 +195,15 @@ mod tests {
         let r = check().check(&never);
         assert_eq!(r.verdict, Verdict::Fail);
         assert!(r.summary.starts_with("not recovered"), "{}", r.summary);
+    }
+
+    #[test]
+    fn an_op_in_flight_when_the_next_injection_comes_is_the_next_ones() {
+        // The op at 29.998 s ends (5 ms later) after the second kill at 30 s, and fails with it.
+        let h =
+            history(vec![fault(10.0), op(11.0, "a", false), op(13.0, "a", true), op(29.998, "a", false), fault(30.0), op(31.0, "a", true)]);
+        let r = check().check(&h);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.summary);
     }
 
     #[test]
