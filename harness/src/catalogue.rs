@@ -34,26 +34,33 @@ pub struct Entry {
     pub needs: Vec<String>,
     /// Why it would be skipped on this machine, if a prerequisite is missing.
     pub skip_reason: Option<String>,
+    /// Why a scenario of one backend does not run on the other (the local scenarios with no
+    /// kind twin), as `backend: reason`.
+    #[serde(default)]
+    pub elsewhere: Option<String>,
 }
 
 impl Entry {
-    /// `scenario` as its backend names it (`test_name`) and judges it (`skip_reason`: why the
-    /// backend cannot run it here, from [`crate::backend::BackendKind::cannot_run`]).
-    pub fn of(scenario: &Scenario, test_name: String, skip_reason: Option<String>) -> Self {
+    /// `scenario` as `backend` names it (`test_name`) and judges it (`skip_reason`: why the
+    /// backend cannot run it here, from [`crate::backend::BackendKind::cannot_run`]). On kind
+    /// every scenario needs the cluster, a hub scenario's twin too.
+    pub fn of(scenario: &Scenario, backend: &str, skip_reason: Option<String>) -> Self {
         let n = &scenario.needs;
-        let needs = [("root", n.root), ("docker", n.docker), ("binderhub", n.binderhub), ("kind-cluster", n.cluster)]
+        let cluster = n.cluster || backend == "kind";
+        let needs = [("root", n.root), ("docker", n.docker), ("binderhub", n.binderhub), ("kind-cluster", cluster)]
             .into_iter()
             .filter(|(_, needed)| *needed)
             .map(|(what, _)| what.to_string())
             .collect();
         Self {
-            test_name,
+            test_name: scenario.test_name(backend),
             area: scenario.area.into(),
             name: scenario.name.into(),
             incident: scenario.incident.into(),
             long: scenario.long,
             needs,
             skip_reason,
+            elsewhere: None,
         }
     }
 
@@ -122,6 +129,9 @@ pub fn render_table(entries: &[Entry]) -> String {
         line(&mut out, [&row[0], &row[1], &row[2], &row[3]]);
         if let Some(reason) = &entry.skip_reason {
             let _ = writeln!(out, "{:indent$}skipped here: {reason}", "");
+        }
+        if let Some(elsewhere) = &entry.elsewhere {
+            let _ = writeln!(out, "{:indent$}not on {elsewhere}", "");
         }
     }
     let long = entries.iter().filter(|e| e.long).count();
@@ -218,6 +228,7 @@ mod tests {
             long,
             needs: needs.iter().map(|s| s.to_string()).collect(),
             skip_reason: skip_reason.map(str::to_string),
+            elsewhere: None,
         }
     }
 
@@ -225,7 +236,10 @@ mod tests {
         vec![
             entry("local::culler::flood_replay", false, &[], None, "2018-04-18: the culler flooded the hub. Then more."),
             entry("local::culler::accumulated_users_at_scale", true, &[], None, "10,000 users."),
-            entry("local::controls::flood_is_caught", false, &[], None, "Negative control."),
+            Entry {
+                elsewhere: Some("kind: the culler is the hub's own service there".into()),
+                ..entry("local::controls::flood_is_caught", false, &[], None, "Negative control.")
+            },
             entry(
                 "local::cleaner::starts_and_stays_up",
                 false,
@@ -278,6 +292,10 @@ mod tests {
         // The skip reason sits under the incident column of its scenario.
         assert_eq!(lines[cleaner + 1].find("skipped here: needs root: run as root"), Some(replays_col), "{table}");
         assert_eq!(table.matches("skipped here: ").count(), 1, "{table}");
+        // So does the reason it has no twin on the other backend.
+        let control = lines.iter().position(|l| l.starts_with("local::controls::flood_is_caught")).unwrap();
+        assert_eq!(lines[control + 1].find("not on kind: the culler is the hub's own service there"), Some(replays_col), "{table}");
+        assert_eq!(table.matches("not on ").count(), 1, "{table}");
         assert!(table.contains("4 scenarios, 1 of them long") && table.contains("1 would be skipped on this machine"), "{table}");
     }
 

@@ -820,6 +820,7 @@ mod tests {
                 long: false,
                 needs: Vec::new(),
                 skip_reason: None,
+                elsewhere: None,
             })
             .collect()
     }

@@ -6,7 +6,7 @@
 use hubchaos::prelude::*;
 use hubchaos::soak::ChurnLimits;
 
-use crate::culler::{culler_2018, culler_2018_at, culler_replay, Timescale, SETTLE};
+use crate::culler::{culler_2018, culler_2018_at, culler_replay, Timescale};
 use crate::{binder, cleaner, hub, node, spawn};
 
 fn small_accumulation(t: Timescale) -> AccumulateUsers {
@@ -87,11 +87,21 @@ fn accumulation_is_caught_at(t: Timescale) -> Scenario {
 /// A culler told to cull admin users too, where the deployment protects them: `safety` must
 /// name the admins it deleted.
 pub fn admins_culled_is_caught() -> Scenario {
-    let mut s = small_replay(
+    admins_culled_is_caught_at(Timescale::LOCAL)
+}
+
+/// [`admins_culled_is_caught`] on kind (`cull.adminUsers: true`).
+pub fn admins_culled_is_caught_on_kind() -> Scenario {
+    admins_culled_is_caught_at(Timescale::KIND)
+}
+
+fn admins_culled_is_caught_at(t: Timescale) -> Scenario {
+    let mut s = small_replay_at(
+        t,
         "admins_culled_is_caught",
         "Negative control for the safety check: the culler runs with --cull-admin-users=True on a hub \
          whose admins must be spared.",
-        CullerOptions { cull_admin_users: true, ..culler_2018() },
+        CullerOptions { cull_admin_users: true, ..culler_2018_at(t) },
     );
     s.expect = Expectation::fail_on(&["safety"], "the culler deletes idle admin users");
     s
@@ -100,11 +110,22 @@ pub fn admins_culled_is_caught() -> Scenario {
 /// A culler whose service role lacks `admin:users` (a chart that forgot a scope): every user
 /// deletion is refused with 403. `error-responses` must count them; the users stay.
 pub fn refused_requests_are_caught() -> Scenario {
-    let mut s = small_replay(
+    refused_requests_are_caught_at(Timescale::LOCAL)
+}
+
+/// [`refused_requests_are_caught`] on kind: the culler's role in the chart without
+/// `admin:users` (patched in `hub.extraConfig`, as z2jh's `cull.*` keys cannot say it).
+pub fn refused_requests_are_caught_on_kind() -> Scenario {
+    refused_requests_are_caught_at(Timescale::KIND)
+}
+
+fn refused_requests_are_caught_at(t: Timescale) -> Scenario {
+    let mut s = small_replay_at(
+        t,
         "refused_requests_are_caught",
         "Negative control for the error-responses check: the culler's role lacks admin:users, so the \
          hub answers 403 to every DELETE /hub/api/users/{name}.",
-        culler_2018(),
+        culler_2018_at(t),
     );
     s.deploy.hub_mut().culler_scopes.retain(|scope| scope != "admin:users");
     s.expect = Expectation::fail_on(
@@ -164,17 +185,28 @@ fn hub_stall_is_caught_at(t: Timescale) -> Scenario {
 /// (as they must), but the idle servers are never stopped. No never-started users: with no
 /// activity the culler judges their age, which a long timeout would also spare.
 pub fn idle_servers_kept_is_caught() -> Scenario {
+    idle_servers_kept_is_caught_at(Timescale::LOCAL)
+}
+
+/// [`idle_servers_kept_is_caught`] on kind (`cull.timeout: 3600`), its window as much longer
+/// as kind's small replays are.
+pub fn idle_servers_kept_is_caught_on_kind() -> Scenario {
+    idle_servers_kept_is_caught_at(Timescale::KIND)
+}
+
+fn idle_servers_kept_is_caught_at(t: Timescale) -> Scenario {
     let users =
-        AccumulateUsers { stopped: 100, running_active: 2, admins: 2, admins_running_idle: 2, settle: SETTLE, ..Default::default() };
+        AccumulateUsers { stopped: 100, running_active: 2, admins: 2, admins_running_idle: 2, settle: t.settle(), ..Default::default() };
+    let longer = t.small_window - Timescale::LOCAL.small_window;
     let mut s = culler_replay(
         "controls",
         "idle_servers_kept_is_caught",
         "Negative control for convergence:idle-servers: the culler's --timeout is an hour, longer than \
          the run, so the admins' idle servers are never stopped while the day-old users are deleted.",
         users,
-        CullerOptions { timeout: Duration::from_secs(3600), ..culler_2018() },
-        Duration::from_secs(30),
-        Duration::from_secs(25),
+        CullerOptions { timeout: Duration::from_secs(3600), ..culler_2018_at(t) },
+        Duration::from_secs(30) + longer,
+        Duration::from_secs(25) + longer,
     );
     s.expect = Expectation::fail_on(&["convergence:idle-servers"], "the culler's timeout is longer than the run");
     s
@@ -250,12 +282,22 @@ pub fn small_leak_is_caught() -> Scenario {
 
 /// One file descriptor per spawn, never closed.
 pub fn fd_leak_is_caught() -> Scenario {
-    let mut s = spawn::churn(
+    fd_leak_is_caught_judged(&ChurnLimits::LOCAL)
+}
+
+/// [`fd_leak_is_caught`] on kind, judged as kind's churn (the files KubeSpawner keeps allowed).
+pub fn fd_leak_is_caught_on_kind() -> Scenario {
+    fd_leak_is_caught_judged(&ChurnLimits::KIND)
+}
+
+fn fd_leak_is_caught_judged(limits: &ChurnLimits) -> Scenario {
+    let mut s = spawn::churn_judged(
         "controls",
         "fd_leak_is_caught",
         "Negative control for leak-slope and returns-to-baseline: a spawn hook opens a file per spawn \
          and never closes it.",
         10,
+        limits,
     );
     s.faults.push(Scheduled::new(LeakyHook { bytes_per_spawn: 0, fds_per_spawn: 1 }, Schedule::throughout()));
     s.expect =

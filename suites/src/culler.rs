@@ -236,6 +236,16 @@ pub fn overlapping_rounds() -> Scenario {
 /// not working when there are too many users?", is about named servers with many users),
 /// culled with `--remove-named-servers` and the chart's default round period (600 s).
 pub fn accumulated_users_at_scale() -> Scenario {
+    accumulated_users_at_scale_at(Timescale::LOCAL)
+}
+
+/// [`accumulated_users_at_scale`] on kind ([`Timescale::KIND`]): the named servers are user
+/// pods too, and the culler arrives by a chart upgrade.
+pub fn accumulated_users_at_scale_on_kind() -> Scenario {
+    accumulated_users_at_scale_at(Timescale::KIND)
+}
+
+fn accumulated_users_at_scale_at(t: Timescale) -> Scenario {
     let users = AccumulateUsers {
         never_started: 500,
         stopped: 9_483,
@@ -243,7 +253,7 @@ pub fn accumulated_users_at_scale() -> Scenario {
         running_active: 5,
         admins: 2,
         running_idle_named: 5,
-        settle: SETTLE,
+        settle: t.settle(),
         ..Default::default()
     };
     let mut s = culler_replay(
@@ -253,7 +263,7 @@ pub fn accumulated_users_at_scale() -> Scenario {
          --remove-named-servers and z2jh's default --cull-every=600: the culler must get through all \
          of them without errors, without waste and without starving the hub.",
         users,
-        CullerOptions { remove_named_servers: true, cull_every: Duration::from_secs(600), ..culler_2018() },
+        CullerOptions { remove_named_servers: true, cull_every: Duration::from_secs(600), ..culler_2018_at(t) },
         Duration::from_secs(900),
         Duration::from_secs(880),
     );

@@ -75,12 +75,20 @@ fn main() {
             );
             std::process::exit(2);
         }
+        let twins: Vec<String> = hubchaos_suites::kind_catalogue().iter().map(|(b, _)| b().test_name(Kind.name())).collect();
+        let explained: Vec<(String, &str)> =
+            hubchaos_suites::not_on_kind().into_iter().map(|(b, why)| (b().test_name(Kind.name()), why)).collect();
         let entries: Vec<Entry> = every_trial()
             .into_iter()
             .map(|Planned { build, backend, in_make_test }| {
                 let scenario = build();
-                let mut entry = Entry::of(&scenario, scenario.test_name(backend.name()), backend.cannot_run(&scenario));
+                let mut entry = Entry::of(&scenario, backend.name(), backend.cannot_run(&scenario));
                 entry.long |= !in_make_test;
+                if backend.name() == Local.name() && !twins.contains(&scenario.test_name(Kind.name())) {
+                    let on_kind = scenario.test_name(Kind.name());
+                    let why = explained.iter().find(|(n, _)| *n == on_kind).map(|(_, why)| why.to_string());
+                    entry.elsewhere = why.or_else(|| Kind.cannot_run(&scenario)).map(|why| format!("{}: {why}", Kind.name()));
+                }
                 entry
             })
             .collect();

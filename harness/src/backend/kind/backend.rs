@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cluster::{self, Programs, Up};
 use super::hub_chart::{self, ChartSource, Helm, HubDbVolume};
-use super::hub_stack::{self, KindHubStack};
+use super::hub_stack::{self, KindHubStack, StackDeclaration};
 use super::kube::KindCluster;
 use super::log_follow::LogFollower;
 use super::pools::{self, POOL_LABEL};
@@ -45,18 +45,18 @@ pub struct Kind;
 /// `profile`'s pins name the stack images looked for.
 fn missing(needs: &Needs, deploy: Option<&Deployment>, profile: Option<&Profile>) -> Option<String> {
     let hub = deploy.is_some_and(|d| d.hub.is_some());
-    if !needs.cluster && !hub {
-        return Some("deploys nothing on a cluster: it runs on local".into());
-    }
     if let Some(d) = deploy {
+        if d.binder.is_some() {
+            return Some("deploys BinderHub: the binderhub chart on kind is not built yet; it runs on local".into());
+        }
         if d.node.is_some() {
             return Some(
                 "deploys a node of its own (dockerd, the image cleaner): on kind that is the binderhub chart's, not built yet".into(),
             );
         }
-        if d.binder.is_some() {
-            return Some("deploys BinderHub: the binderhub chart on kind is not built yet; it runs on local".into());
-        }
+    }
+    if !needs.cluster && !hub {
+        return Some("deploys nothing on a cluster: it runs on local".into());
     }
     if let Err(why) = crate::component::node_disk::requires_root() {
         return Some(format!("a kind cluster {why}"));
@@ -379,8 +379,9 @@ impl Backend for KindBackend {
                 self.ctx.recorder.phase("images-named", named.join(", "));
             }
             let extra_config = hub_extra_config(&hub.extra_config, plan, self.ctx.profile.as_ref(), &env.recorder);
-            let (stack, t) =
-                hub_stack::deploy_hub_stack(env, &run, hub, plan, &extra_config, &inputs).await.map_err(BackendError::Deploy)?;
+            let (stack, t) = hub_stack::deploy_hub_stack(env, &run, &StackDeclaration { hub, plan, extra_config: &extra_config }, &inputs)
+                .await
+                .map_err(BackendError::Deploy)?;
             self.ctx.recorder.phase("hub-stack", format!("stack images on the core and user nodes in {images_s:.1} s"));
             *self.hub_stack.lock().unwrap() = Some(Arc::new(stack));
             components.extend(["proxy".to_string(), "hub".to_string()]);
@@ -407,7 +408,9 @@ impl Backend for KindBackend {
         let inputs = self.stack_inputs(false).await.map_err(BackendError::Deploy)?;
         let extra_config = hub_extra_config(&hub.extra_config, plan, self.ctx.profile.as_ref(), &env.recorder);
         let took =
-            hub_stack::deploy_culler(env, &run, &stack, hub, culler, &extra_config, &inputs).await.map_err(BackendError::Readiness)?;
+            hub_stack::deploy_culler(env, &run, &stack, &StackDeclaration { hub, plan, extra_config: &extra_config }, culler, &inputs)
+                .await
+                .map_err(BackendError::Readiness)?;
         self.components.lock().unwrap().push("culler".into());
         Ok(took)
     }
@@ -551,5 +554,9 @@ mod tests {
         let mut with_node = cluster_scenario();
         with_node.deploy = Deployment::node(crate::component::node::NodeOptions::disk_mb(64));
         assert!(Kind.cannot_run(&with_node).unwrap().contains("node of its own"), "a node is not deployed on kind yet");
+        // A local node scenario is refused for its node, not as one that deploys nothing.
+        let mut local_node = Scenario::new("cleaner", "t", "");
+        local_node.deploy = Deployment::node(crate::component::node::NodeOptions::disk_mb(64));
+        assert!(Kind.cannot_run(&local_node).unwrap().contains("node of its own"));
     }
 }

@@ -36,6 +36,7 @@ use super::kube::KindCluster;
 use super::pools::POOL_LABEL;
 use crate::component::culler::CullerOptions;
 use crate::component::hub::{HubOptions, CULLER_SCOPES, HARNESS_SCOPES};
+use crate::fault::misconfigure::{EnvOverride, OverrideValue};
 use crate::profile::{ChartName, Profile};
 
 /// The release name; both charts name their resources `hub`, `proxy`, `proxy-api`,
@@ -238,13 +239,81 @@ pub struct ChartInputs<'a> {
     pub harness_token: &'a str,
     pub proxy_token: &'a str,
     pub run_id: &'a str,
+    /// The plan's `misconfigure` overrides, checked by [`check_env_overrides`].
+    pub env_overrides: &'a [EnvOverride],
+}
+
+/// The component name a `misconfigure` of the culler targets (as on local).
+pub const CULLER_COMPONENT: &str = "culler";
+
+/// Where a component's environment is in the chart's values (z2jh's keys): on kind a
+/// `misconfigure` is a values override there. The culler has no key of its own: z2jh starts it
+/// as a service of the hub, and JupyterHub applies a service's `environment` last (over the
+/// `JUPYTERHUB_API_TOKEN` it sets itself, `Spawner.get_env`), so [`culler_patch`] sets it in
+/// `hub.extraConfig`, with the culler's other settings that `cull.*` cannot say.
+pub const ENV_KEYS: &[(&str, &[&str])] =
+    &[("hub", &["hub", "extraEnv"]), ("proxy", &["proxy", "chp", "extraEnv"]), ("singleuser", &["singleuser", "extraEnv"])];
+
+/// Refuse, naming it, an override the charts cannot express: a component with no environment
+/// in the values, or a value that is not a literal (unset: only the culler's, whose environment
+/// is a dict the patch can drop a key from; strip-scheme: no chart value of these components
+/// has a scheme to strip).
+pub fn check_env_overrides(overrides: &[EnvOverride]) -> anyhow::Result<()> {
+    for o in overrides {
+        let culler = o.component == CULLER_COMPONENT;
+        if !culler && !ENV_KEYS.iter().any(|(c, _)| *c == o.component) {
+            bail!(
+                "misconfigure {}: no chart value sets the environment of `{}` on kind (those with one: hub, proxy, singleuser, culler)",
+                o.key,
+                o.component
+            );
+        }
+        match &o.value {
+            OverrideValue::Set(_) => {}
+            OverrideValue::Unset if culler => {}
+            other => {
+                bail!("misconfigure {} of `{}`: {other:?} cannot be said in chart values on kind; set a value instead", o.key, o.component)
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Python for `hub.extraConfig`: the culler service's environment overridden.
+fn culler_env_patch(overrides: &[EnvOverride]) -> String {
+    let mut py = String::new();
+    for o in overrides.iter().filter(|o| o.component == CULLER_COMPONENT) {
+        let key = serde_json::to_string(&o.key).expect("strings serialise");
+        let change = match &o.value {
+            OverrideValue::Set(v) => {
+                format!("_service.setdefault('environment', {{}})[{key}] = {}", serde_json::to_string(v).expect("strings serialise"))
+            }
+            _ => format!("_service.setdefault('environment', {{}}).pop({key}, None)"),
+        };
+        py.push_str(&format!(
+            "for _service in c.JupyterHub.services:\n    if _service.get('name') == {CULLER_SERVICE:?}:\n        {change}\n"
+        ));
+    }
+    py
+}
+
+/// `values` with each override of a component in [`ENV_KEYS`] set at its key.
+fn apply_env_overrides(values: &mut Value, overrides: &[EnvOverride]) {
+    for o in overrides {
+        let (Some((_, path)), OverrideValue::Set(v)) = (ENV_KEYS.iter().find(|(c, _)| *c == o.component), &o.value) else { continue };
+        let mut at = &mut *values;
+        for key in *path {
+            at = at.as_object_mut().expect("values are objects down to extraEnv").entry(key.to_string()).or_insert_with(|| json!({}));
+        }
+        at[o.key.as_str()] = Value::String(v.clone());
+    }
 }
 
 /// Python for `hub.extraConfig` that makes the culler service what the scenario declares where
 /// z2jh's `cull.*` keys cannot say it: its role's scopes, and `--api-page-size`.
-fn culler_patch(hub: &HubOptions, culler: Option<&CullerOptions>) -> String {
+fn culler_patch(hub: &HubOptions, culler: Option<&CullerOptions>, overrides: &[EnvOverride]) -> String {
     let Some(culler) = culler else { return String::new() };
-    let mut py = String::new();
+    let mut py = culler_env_patch(overrides);
     let default_scopes: Vec<String> = CULLER_SCOPES.iter().map(|s| s.to_string()).collect();
     if hub.culler_scopes != default_scopes {
         py.push_str(&format!(
@@ -265,7 +334,7 @@ fn culler_patch(hub: &HubOptions, culler: Option<&CullerOptions>) -> String {
 pub fn chart_values(i: &ChartInputs<'_>) -> Value {
     let hub = i.hub;
     let mut extra_config = BTreeMap::new();
-    let patch = culler_patch(hub, i.culler);
+    let patch = culler_patch(hub, i.culler, i.env_overrides);
     if !patch.is_empty() {
         extra_config.insert("hubchaos-culler", patch);
     }
@@ -285,7 +354,7 @@ pub fn chart_values(i: &ChartInputs<'_>) -> Value {
             "maxAge": c.max_age.as_secs(),
         }),
     };
-    json!({
+    let mut values = json!({
         "hub": {
             "image": i.images.value("hub"),
             "db": { "type": "sqlite-pvc", "pvc": { "storageClassName": "" } },
@@ -350,7 +419,9 @@ pub fn chart_values(i: &ChartInputs<'_>) -> Value {
         "imagePullSecret": { "create": false },
         "rbac": { "create": true },
         "debug": { "enabled": false },
-    })
+    });
+    apply_env_overrides(&mut values, i.env_overrides);
+    values
 }
 
 /// The helm CLI pointed at one kind cluster and one namespace.
@@ -507,7 +578,7 @@ mod tests {
     static OURS: std::sync::LazyLock<StackImages> = std::sync::LazyLock::new(|| stack_images("0123456789abcdef"));
 
     fn inputs<'a>(hub: &'a HubOptions, culler: Option<&'a CullerOptions>) -> ChartInputs<'a> {
-        ChartInputs { images: &OURS, hub, culler, extra_config: "", harness_token: "h", proxy_token: "p", run_id: "r" }
+        ChartInputs { images: &OURS, hub, culler, extra_config: "", harness_token: "h", proxy_token: "p", run_id: "r", env_overrides: &[] }
     }
 
     #[test]
@@ -533,6 +604,48 @@ mod tests {
         let patch = v["hub"]["extraConfig"]["hubchaos-culler"].as_str().unwrap();
         assert!(patch.contains("\"jupyterhub-idle-culler\"") && !patch.contains("admin:users"), "{patch}");
         assert!(patch.contains("--api-page-size=10"), "{patch}");
+    }
+
+    #[test]
+    fn a_misconfigure_on_kind_is_a_values_override_at_the_components_env_key() {
+        use crate::fault::misconfigure::Misconfigure;
+        let overrides: Vec<EnvOverride> = [
+            Misconfigure::env("hub", "JUPYTERHUB_CRYPT_KEY", "x"),
+            Misconfigure::env("proxy", "CONFIGPROXY_LOGLEVEL", "debug"),
+            Misconfigure::env("singleuser", "JUPYTERHUB_ACTIVITY_INTERVAL", "0"),
+            Misconfigure::env("culler", "JUPYTERHUB_API_TOKEN", "not-the-culler-token"),
+        ]
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+        check_env_overrides(&overrides).unwrap();
+        let (hub, culler) = (HubOptions::default(), CullerOptions::default());
+        let v = chart_values(&ChartInputs { env_overrides: &overrides, ..inputs(&hub, Some(&culler)) });
+        assert_eq!(v["hub"]["extraEnv"]["JUPYTERHUB_CRYPT_KEY"], "x");
+        assert_eq!(v["proxy"]["chp"]["extraEnv"]["CONFIGPROXY_LOGLEVEL"], "debug");
+        // Over the chart's own value, beside the harness's others.
+        assert_eq!(v["singleuser"]["extraEnv"]["JUPYTERHUB_ACTIVITY_INTERVAL"], "0");
+        assert_eq!(v["singleuser"]["extraEnv"]["HOME"], "/tmp");
+        let patch = v["hub"]["extraConfig"]["hubchaos-culler"].as_str().unwrap();
+        assert!(patch.contains("_service.setdefault('environment', {})[\"JUPYTERHUB_API_TOKEN\"] = \"not-the-culler-token\""), "{patch}");
+        // Before the culler arrives there is no service to patch.
+        let before = chart_values(&ChartInputs { env_overrides: &overrides, ..inputs(&hub, None) });
+        assert!(before["hub"]["extraConfig"].get("hubchaos-culler").is_none());
+        assert_eq!(before["hub"]["extraEnv"]["JUPYTERHUB_CRYPT_KEY"], "x");
+    }
+
+    #[test]
+    fn what_the_charts_cannot_say_is_refused_naming_it() {
+        use crate::fault::misconfigure::Misconfigure;
+        let e = check_env_overrides(&[Misconfigure::docker_host_without_scheme("image-cleaner").0]).unwrap_err().to_string();
+        assert!(e.contains("`image-cleaner`") && e.contains("hub, proxy, singleuser, culler"), "{e}");
+        let e = check_env_overrides(&[Misconfigure::docker_host_without_scheme("hub").0]).unwrap_err().to_string();
+        assert!(e.contains("StripScheme") && e.contains("set a value instead"), "{e}");
+        let unset = EnvOverride { component: "culler".into(), key: "K".into(), value: OverrideValue::Unset };
+        check_env_overrides(std::slice::from_ref(&unset)).unwrap();
+        let culler = CullerOptions::default();
+        let v = chart_values(&ChartInputs { env_overrides: std::slice::from_ref(&unset), ..inputs(&HubOptions::default(), Some(&culler)) });
+        assert!(v["hub"]["extraConfig"]["hubchaos-culler"].as_str().unwrap().contains(".pop(\"K\", None)"));
     }
 
     #[test]

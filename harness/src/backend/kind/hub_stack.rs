@@ -64,17 +64,33 @@ pub fn hub_log_source(run_dir: &Path) -> HubLogSource {
     }
 }
 
+/// What the chart is given, at install and at the culler's upgrade: the scenario's hub, the
+/// deploy plan (seed, `misconfigure` overrides) and the hub's extra config (the plan's and the
+/// profile's appended).
+pub struct StackDeclaration<'a> {
+    pub hub: &'a HubOptions,
+    pub plan: &'a DeployPlan,
+    pub extra_config: &'a str,
+}
+
 /// Volume, images, chart, rollout, forwards, recorder.
 pub async fn deploy_hub_stack(
     env: &Env,
     run: &KindRun,
-    hub: &HubOptions,
-    plan: &DeployPlan,
-    extra_config: &str,
+    declared: &StackDeclaration<'_>,
     inputs: &StackInputs,
 ) -> anyhow::Result<(KindHubStack, DeployTimings)> {
+    let plan = declared.plan;
     let mut timings = DeployTimings::default();
     let started = Instant::now();
+    hub_chart::check_env_overrides(&plan.env_overrides)?;
+    for o in &plan.env_overrides {
+        let at = hub_chart::ENV_KEYS
+            .iter()
+            .find(|(c, _)| *c == o.component)
+            .map_or("hub.extraConfig (the culler service's environment)".to_string(), |(_, path)| path.join("."));
+        env.recorder.phase("overrides", format!("{}: {} {:?} as a values override at {at}", o.component, o.key, o.value));
+    }
     let volume = HubDbVolume::for_namespace(&run.namespace, run.node_of(CORE_POOL)?);
     run.exec_on_node(CORE_POOL, &volume.prepare_script(), Duration::from_secs(30))
         .await
@@ -101,7 +117,7 @@ pub async fn deploy_hub_stack(
     let proxy_token = random_token(env);
     let stack = KindHubStack { volume, harness_token, proxy_token, _forwards: Vec::new() };
     let helm_started = Instant::now();
-    apply_values(env, run, hub, None, extra_config, &stack, inputs).await?;
+    apply_values(env, run, declared, None, &stack, inputs).await?;
     timings.hub_ready_s = helm_started.elapsed().as_secs_f64();
     timings.proxy_ready_s = timings.hub_ready_s;
 
@@ -127,13 +143,12 @@ pub async fn deploy_culler(
     env: &Env,
     run: &KindRun,
     stack: &KindHubStack,
-    hub: &HubOptions,
+    declared: &StackDeclaration<'_>,
     culler: &CullerOptions,
-    extra_config: &str,
     inputs: &StackInputs,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    apply_values(env, run, hub, Some(culler), extra_config, stack, inputs).await?;
+    apply_values(env, run, declared, Some(culler), stack, inputs).await?;
     Ok(started.elapsed())
 }
 
@@ -141,20 +156,20 @@ pub async fn deploy_culler(
 async fn apply_values(
     env: &Env,
     run: &KindRun,
-    hub: &HubOptions,
+    declared: &StackDeclaration<'_>,
     culler: Option<&CullerOptions>,
-    extra_config: &str,
     stack: &KindHubStack,
     inputs: &StackInputs,
 ) -> anyhow::Result<()> {
     let values = chart_values(&ChartInputs {
         images: &inputs.images,
-        hub,
+        hub: declared.hub,
         culler,
-        extra_config,
+        extra_config: declared.extra_config,
         harness_token: &stack.harness_token,
         proxy_token: &stack.proxy_token,
         run_id: &env.run_id,
+        env_overrides: &declared.plan.env_overrides,
     });
     let file = hub_chart::write_values(&env.run_dir.join("helm"), &values)?;
     let took = inputs.helm.upgrade_install(inputs.chart.dir(), &file).await?;
