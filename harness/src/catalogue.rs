@@ -43,11 +43,14 @@ pub struct Entry {
 impl Entry {
     /// `scenario` as `backend` names it (`test_name`) and judges it (`skip_reason`: why the
     /// backend cannot run it here, from [`crate::backend::BackendKind::cannot_run`]). On kind
-    /// every scenario needs the cluster, a hub scenario's twin too.
+    /// every scenario needs the cluster (and nothing else of the machine's), a hub or node
+    /// scenario's twin too.
     pub fn of(scenario: &Scenario, backend: &str, skip_reason: Option<String>) -> Self {
         let n = &scenario.needs;
-        let cluster = n.cluster || backend == "kind";
-        let needs = [("root", n.root), ("docker", n.docker), ("binderhub", n.binderhub), ("kind-cluster", cluster)]
+        // On kind the cluster is what a scenario needs of the machine (root and its own
+        // engine included), whatever the local run of it needs besides.
+        let on_kind = n.cluster || backend == "kind";
+        let needs = [("root", n.root && !on_kind), ("docker", n.docker && !on_kind), ("binderhub", n.binderhub), ("kind-cluster", on_kind)]
             .into_iter()
             .filter(|(_, needed)| *needed)
             .map(|(what, _)| what.to_string())

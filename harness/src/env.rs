@@ -99,6 +99,7 @@ pub struct Env {
     pub rng: Mutex<StdRng>,
     hub: OnceLock<HubEndpoints>,
     kind: OnceLock<crate::backend::kind::KindRun>,
+    node: OnceLock<crate::component::node_disk::NodePaths>,
     binder: OnceLock<BinderEndpoints>,
     request_sources: Mutex<Vec<Arc<dyn RequestSource>>>,
 }
@@ -138,6 +139,7 @@ impl Env {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             hub: OnceLock::new(),
             kind: OnceLock::new(),
+            node: OnceLock::new(),
             binder: OnceLock::new(),
             request_sources: Mutex::new(Vec::new()),
         }
@@ -177,6 +179,20 @@ impl Env {
     /// The kind cluster of this run (a scenario that needs one runs on the kind backend).
     pub fn kind(&self) -> anyhow::Result<&crate::backend::kind::KindRun> {
         self.kind.get().context("this run has no kind cluster: the scenario runs on the kind backend (`needs.cluster`)")
+    }
+
+    /// Set by a backend whose node is not the local one (kind: the build node's, reached
+    /// through its container's root).
+    pub fn set_node_paths(&self, paths: crate::component::node_disk::NodePaths) {
+        if self.node.set(paths).is_err() {
+            panic!("the node of a run is deployed once");
+        }
+    }
+
+    /// Where this run's node is for faults and workloads: the one a backend set, else the
+    /// local node's layout (derived from the run dir and id alone).
+    pub fn node_paths(&self) -> crate::component::node_disk::NodePaths {
+        self.node.get().cloned().unwrap_or_else(|| (&crate::component::node_disk::NodeLayout::new(&self.run_dir, &self.run_id)).into())
     }
 
     /// Set by the deploy of a scenario with BinderHub.

@@ -96,13 +96,22 @@ pub fn kind_catalogue() -> Vec<(fn() -> Scenario, bool)> {
         (controls::proxy_crash_loop_is_caught, false),
         (controls::slow_route_restore_is_caught, false),
         (controls::fd_leak_is_caught_on_kind, false),
+        (cleaner::starts_and_stays_up, false),
+        (cleaner::frees_space_over_threshold_blocks, false),
+        (cleaner::spares_images_in_use, false),
+        (cleaner::disabled_at_zero, false),
+        (controls::cleaner_misconfigured_is_caught, false),
+        (controls::slow_cleaner_is_caught, false),
+        (controls::in_use_image_removed_is_caught, false),
+        (node::disk_full_is_reported, false),
+        (controls::failure_without_cause_is_caught, false),
     ]
 }
 
-/// The hub scenarios with no kind twin, each with why (`hubchaos list` shows it under the
-/// local row). Those that deploy a node or BinderHub are not named here: the kind backend's
-/// own `cannot_run` says why for them. A test keeps this list and [`kind_catalogue`]
-/// covering every hub scenario exactly once.
+/// The hub and node scenarios with no kind twin, each with why (`hubchaos list` shows it
+/// under the local row). Those that deploy BinderHub, or a node the kind build node cannot be,
+/// are not named here: the kind backend's own `cannot_run` says why for them. A test keeps
+/// this list and [`kind_catalogue`] covering every other local scenario exactly once.
 pub fn not_on_kind() -> Vec<(Declare, &'static str)> {
     vec![
         (
@@ -159,6 +168,7 @@ pub fn declaration_errors(s: &Scenario) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use hubchaos::backend::kind::build_node;
     use hubchaos::prelude::*;
 
     use super::*;
@@ -181,12 +191,15 @@ mod tests {
     }
 
     #[test]
-    fn every_hub_scenario_is_twinned_on_kind_or_says_why_not_exactly_once() {
+    fn every_hub_or_node_scenario_kind_can_take_is_twinned_or_says_why_not_exactly_once() {
         let twins: Vec<String> = kind_catalogue().iter().map(|(b, _)| b().test_name("x")).collect();
         let reasons: Vec<String> = not_on_kind().iter().map(|(b, _)| b().test_name("x")).collect();
         let mut problems = Vec::new();
         for s in catalogue().into_iter().map(|b| b()) {
-            let hub_only = s.deploy.hub.is_some() && s.deploy.node.is_none() && s.deploy.binder.is_none() && !s.needs.cluster;
+            // What the kind backend refuses by what it declares (BinderHub, a node it cannot
+            // be), it says why for itself.
+            let refused = s.deploy.binder.is_some() || s.deploy.node.as_ref().is_some_and(|n| build_node::cannot_be(n).is_some());
+            let hub_only = (s.deploy.hub.is_some() || s.deploy.node.is_some()) && !refused && !s.needs.cluster;
             let name = s.test_name("x");
             let count = twins.iter().chain(&reasons).filter(|n| **n == name).count();
             if hub_only && count != 1 {

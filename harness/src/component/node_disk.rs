@@ -51,6 +51,23 @@ pub struct NodeLayout {
     pub pidfile: PathBuf,
 }
 
+/// Where a run's node is as faults and workloads reach it: the docker daemon's socket, the
+/// recorder's listener the image cleaner talks through, and the data root. The local node's
+/// are its [`NodeLayout`]'s; on kind, the build node's, through its container's root
+/// (`/proc/<pid>/root/...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePaths {
+    pub docker_socket: PathBuf,
+    pub cleaner_socket: PathBuf,
+    pub data_root: PathBuf,
+}
+
+impl From<&NodeLayout> for NodePaths {
+    fn from(l: &NodeLayout) -> Self {
+        Self { docker_socket: l.docker_socket.clone(), cleaner_socket: l.cleaner_socket.clone(), data_root: l.data_root.clone() }
+    }
+}
+
 impl NodeLayout {
     pub fn new(run_dir: &Path, run_id: &str) -> Self {
         let base = if Path::new("/run").is_dir() && nix::unistd::access("/run", nix::unistd::AccessFlags::W_OK).is_ok() {

@@ -26,7 +26,6 @@ use async_trait::async_trait;
 use super::{Fault, FaultGuard};
 use crate::component::docker_api::DockerApi;
 use crate::component::images::{no_space_message, ImageFactory, ImageSpec};
-use crate::component::node_disk::NodeLayout;
 use crate::env::Env;
 use crate::observe::disk::DiskUsage;
 
@@ -153,7 +152,7 @@ impl Fault for FillDisk {
     }
 
     async fn inject(&self, env: &Env) -> anyhow::Result<FaultGuard> {
-        let layout = NodeLayout::new(&env.run_dir, &env.run_id);
+        let layout = env.node_paths();
         let started = Instant::now();
         let id = format!("{:x}", env.recorder.now().as_millis());
         let before = DiskUsage::of(&layout.data_root).with_context(|| format!("statvfs {}", layout.data_root.display()))?;

@@ -28,7 +28,6 @@ use serde_json::Value;
 use tokio::net::{UnixListener, UnixStream};
 
 use super::{Fault, FaultGuard};
-use crate::component::node_disk::NodeLayout;
 use crate::env::Env;
 
 /// The daemon's socket while the fault is in place: `docker.sock` becomes `docker.raw`.
@@ -153,8 +152,7 @@ impl Fault for MaskErrors {
     }
 
     async fn inject(&self, env: &Env) -> anyhow::Result<FaultGuard> {
-        let layout = NodeLayout::new(&env.run_dir, &env.run_id);
-        let heal = install(&layout.docker_socket, &self.message).await?;
+        let heal = install(&env.node_paths().docker_socket, &self.message).await?;
         let detail = format!("every failure dockerd reports is answered with {:?}", self.message);
         Ok(FaultGuard::injected(self.kind(), &self.target(), detail, &env.recorder, heal))
     }

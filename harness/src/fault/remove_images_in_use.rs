@@ -13,7 +13,6 @@ use hyper::Method;
 
 use super::{Fault, FaultGuard};
 use crate::component::docker_api::{query_escape, ContainerSummary, DockerApi, ImageSummary};
-use crate::component::node_disk::NodeLayout;
 use crate::env::Env;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -52,7 +51,7 @@ impl Fault for RemoveImagesInUse {
     }
 
     async fn inject(&self, env: &Env) -> anyhow::Result<FaultGuard> {
-        let layout = NodeLayout::new(&env.run_dir, &env.run_id);
+        let layout = env.node_paths();
         let direct = DockerApi::new(&layout.docker_socket);
         let running = direct.containers(None, false).await.context("listing running containers")?;
         let images = direct.images(None, false).await.context("listing images")?;

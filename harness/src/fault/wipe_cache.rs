@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use super::{Fault, FaultGuard};
 use crate::component::docker_api::{DockerApi, DockerError, ImageSummary};
 use crate::component::images::RUN_LABEL;
-use crate::component::node_disk::NodeLayout;
 use crate::env::Env;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
@@ -57,7 +56,7 @@ impl Fault for WipeCache {
     }
 
     async fn inject(&self, env: &Env) -> anyhow::Result<FaultGuard> {
-        let layout = NodeLayout::new(&env.run_dir, &env.run_id);
+        let layout = env.node_paths();
         let api = DockerApi::new(&layout.docker_socket);
         let images = api.images(Some(&format!("{RUN_LABEL}={}", env.run_id)), false).await?;
         let chosen = self.select(&images);

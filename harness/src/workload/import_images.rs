@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use super::{record_op, Workload};
 use crate::component::docker_api::DockerApi;
 use crate::component::images::{ImageFactory, ImageSpec};
-use crate::component::node_disk::NodeLayout;
 use crate::env::Env;
 
 pub const NAME: &str = "import-images";
@@ -41,7 +40,7 @@ impl Workload for ImportImages {
     }
 
     async fn run(&self, env: &Env, stop: CancellationToken) -> anyhow::Result<()> {
-        let layout = NodeLayout::new(&env.run_dir, &env.run_id);
+        let layout = env.node_paths();
         let factory = ImageFactory::new(DockerApi::new(&layout.docker_socket), &env.run_id, env.seed);
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -69,6 +68,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::component::node_disk::NodeLayout;
     use crate::observe::history::{OpRecord, OpResult};
     use crate::testkit::{env_with, FakeBackend, FakeDaemon};
 

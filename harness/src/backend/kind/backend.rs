@@ -9,9 +9,11 @@
 //! the run's pods (ran, ended with the kubelet's reason, restarted, gone) as history events,
 //! Kubernetes' own events in `logs/kube-events.log`. Teardown deletes the namespace.
 //!
-//! What it does not deploy yet: the hub stack (the charts on kind come next). Scenarios that
-//! declare one are skipped on kind with that reason; scenarios that need a cluster are
-//! skipped on local.
+//! A scenario that declares a hub gets the jupyterhub chart installed by helm
+//! ([`super::hub_stack`]); one that declares a node gets the chart's build node with it (the
+//! binderhub chart's docker daemon and image cleaner on the ssd pool, [`super::build_node`]).
+//! What it does not deploy: BinderHub (skipped on kind with that reason); scenarios that need
+//! a cluster are skipped on local.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,15 +46,14 @@ pub struct Kind;
 /// Why this machine cannot run `scenario`'s needs and deployment on kind now (cheap: files only).
 /// `profile`'s pins name the stack images looked for.
 fn missing(needs: &Needs, deploy: Option<&Deployment>, profile: Option<&Profile>) -> Option<String> {
-    let hub = deploy.is_some_and(|d| d.hub.is_some());
+    // The build node comes with the chart, and so does the hub.
+    let hub = deploy.is_some_and(|d| d.hub.is_some() || d.node.is_some());
     if let Some(d) = deploy {
         if d.binder.is_some() {
             return Some("deploys BinderHub: the binderhub chart on kind is not built yet; it runs on local".into());
         }
-        if d.node.is_some() {
-            return Some(
-                "deploys a node of its own (dockerd, the image cleaner): on kind that is the binderhub chart's, not built yet".into(),
-            );
+        if let Some(why) = d.node.as_ref().and_then(super::build_node::cannot_be) {
+            return Some(why);
         }
     }
     if !needs.cluster && !hub {
@@ -87,6 +88,17 @@ fn missing(needs: &Needs, deploy: Option<&Deployment>, profile: Option<&Profile>
                 "the hub stack's images are not built: run `make stack-images` (~2 min cold), or name your own in {}",
                 hub_chart::NAMED_IMAGE_COMPONENTS.iter().map(|c| hub_chart::image_env(c)).collect::<Vec<_>>().join(", ")
             ));
+        }
+        let node = deploy.is_some_and(|d| d.node.is_some());
+        if node && !super::stack_image::dind_tar_path(&home, &pins).is_file() {
+            return Some("the build node's docker daemon image is not built: run `make stack-images`".into());
+        }
+        if node && matches!(ChartSource::resolve_for(profile), Ok(ChartSource::Given(_))) {
+            return Some(
+                "deploys a build node (the binderhub chart's docker daemon and image cleaner), which a z2jh chart has not: \
+                 it runs on the reference chart (without HUBCHAOS_CHART_JUPYTERHUB)"
+                    .into(),
+            );
         }
         // A chart named that is not there is bad input, not a missing prerequisite: the run
         // errors on it ([`KindBackend::stack_inputs`]) rather than skip and pass.
@@ -144,6 +156,7 @@ impl BackendKind for Kind {
             components: Mutex::new(Vec::new()),
             run: Mutex::new(None),
             hub_stack: Mutex::new(None),
+            build_node: Mutex::new(None),
         }))
     }
 }
@@ -226,6 +239,8 @@ pub struct KindBackend {
     components: Mutex<Vec<String>>,
     run: Mutex<Option<KindRun>>,
     hub_stack: Mutex<Option<Arc<KindHubStack>>>,
+    /// The build node's paths, when the scenario declared a node.
+    build_node: Mutex<Option<crate::component::node_disk::NodePaths>>,
 }
 
 impl KindBackend {
@@ -267,6 +282,67 @@ impl KindBackend {
 }
 
 impl KindBackend {
+    /// Before the chart: the build node's disk emptied, its images loaded, and the recorder's
+    /// listener bound where the chart's cleaner will look for its docker daemon. Returns the
+    /// node's paths.
+    async fn prepare_build_node(&self, env: &Env, run: &KindRun) -> anyhow::Result<crate::component::node_disk::NodePaths> {
+        use super::build_node::{self, BUILD_POOL, DOCKERD, IMAGE_CLEANER};
+        use crate::observe::recording_proxy::{RecordingProxy, Upstream};
+        build_node::prepare(run).await?;
+        let node = run.node_of(BUILD_POOL)?.to_string();
+        let engine = self.node_engine();
+        let pid = tokio::task::spawn_blocking(move || engine.node_pid(&node)).await??;
+        let paths = build_node::paths(pid);
+        let started = Instant::now();
+        let home = crate::paths::hubchaos_home();
+        let key = super::stack_image::key(&self.pins);
+        let nodes = [run.node_of(BUILD_POOL)?.to_string()];
+        let stack = (super::stack_image::tar_path(&home, &self.pins), super::stack_image::references(&key));
+        let dind = (super::stack_image::dind_tar_path(&home, &self.pins), vec![super::stack_image::dind_reference(&key)]);
+        for (tar, refs) in [stack, dind] {
+            cluster::load_stack_images_on(&self.up.layout, &self.programs, &tar, &refs, &nodes).await?;
+        }
+        self.ctx.recorder.phase("images-loaded", format!("build node images on {BUILD_POOL} in {:.1} s", started.elapsed().as_secs_f64()));
+        let recorder = Arc::new(RecordingProxy::start(DOCKERD, Upstream::Unix(paths.docker_socket.clone()), env.recorder.clone())?);
+        recorder.listen_unix(IMAGE_CLEANER, &paths.cleaner_socket)?;
+        env.add_request_source(recorder);
+        Ok(paths)
+    }
+
+    /// After the chart: the docker daemon answers, the scenario's images are made (some kept
+    /// in use), as on the local node; faults and workloads find the node through the env.
+    async fn finish_build_node(
+        &self,
+        env: &Env,
+        paths: &crate::component::node_disk::NodePaths,
+        options: &crate::component::node::NodeOptions,
+    ) -> anyhow::Result<()> {
+        use crate::component::images::{ImageFactory, REPO_PREFIX};
+        let api = crate::component::docker_api::DockerApi::new(&paths.docker_socket);
+        let answered = super::build_node::await_docker(&api).await?;
+        let factory = ImageFactory::new(api, &env.run_id, env.seed);
+        let started = Instant::now();
+        for (spec, in_use) in &options.images {
+            let built = factory.build(spec).await?;
+            if *in_use {
+                let name = spec.name.trim_start_matches(REPO_PREFIX).replace('/', "-");
+                factory.keep_in_use(&built.reference, &name).await?;
+            }
+        }
+        env.set_node_paths(paths.clone());
+        *self.build_node.lock().unwrap() = Some(paths.clone());
+        self.ctx.recorder.phase(
+            "node-deployed",
+            format!(
+                "build node: docker answered {:.1} s after the rollout, {} images in {:.1} s",
+                answered.as_secs_f64(),
+                options.images.len(),
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        Ok(())
+    }
+
     /// How the harness reaches the node containers' files.
     fn node_engine(&self) -> super::cgroups::NodeEngine {
         super::cgroups::NodeEngine {
@@ -361,8 +437,14 @@ impl Backend for KindBackend {
         *self.run.lock().unwrap() = Some(run.clone());
         let node_ready_s = started.elapsed().as_secs_f64();
         let mut timings = Default::default();
-        if let Some(hub) = &deployment.hub {
+        // A node comes with the chart (the build node), and the hub with it.
+        let default_hub = crate::component::hub::HubOptions::default();
+        if let Some(hub) = deployment.hub.as_ref().or(deployment.node.as_ref().map(|_| &default_hub)) {
             self.sweep_orphaned_volumes(&run).await;
+            let node = match &deployment.node {
+                Some(_) => Some(self.prepare_build_node(env, &run).await.map_err(BackendError::Deploy)?),
+                None => None,
+            };
             let inputs = self.stack_inputs(!plan.seed.is_empty()).await.map_err(BackendError::Deploy)?;
             let images_started = Instant::now();
             if inputs.images.uses_stack_images() {
@@ -379,17 +461,23 @@ impl Backend for KindBackend {
                 self.ctx.recorder.phase("images-named", named.join(", "));
             }
             let extra_config = hub_extra_config(&hub.extra_config, plan, self.ctx.profile.as_ref(), &env.recorder);
-            let (stack, t) = hub_stack::deploy_hub_stack(env, &run, &StackDeclaration { hub, plan, extra_config: &extra_config }, &inputs)
+            let (stack, t) = hub_stack::deploy_hub_stack(env, &run, &StackDeclaration { hub, plan, extra_config: &extra_config, node: deployment.node.as_ref() }, &inputs)
                 .await
                 .map_err(BackendError::Deploy)?;
             self.ctx.recorder.phase("hub-stack", format!("stack images on the core and user nodes in {images_s:.1} s"));
             *self.hub_stack.lock().unwrap() = Some(Arc::new(stack));
             components.extend(["proxy".to_string(), "hub".to_string()]);
             timings = t;
+            if let (Some(paths), Some(options)) = (node, &deployment.node) {
+                let started = Instant::now();
+                self.finish_build_node(env, &paths, options).await.map_err(BackendError::Readiness)?;
+                timings.node_ready_s = started.elapsed().as_secs_f64();
+                components.extend([super::build_node::DOCKERD.to_string(), super::build_node::IMAGE_CLEANER.to_string()]);
+            }
         }
         *self.components.lock().unwrap() = components.clone();
         let mut deployed = Deployed { components, timings };
-        deployed.timings.node_ready_s = node_ready_s;
+        deployed.timings.node_ready_s += node_ready_s;
         Ok(deployed)
     }
 
@@ -408,7 +496,7 @@ impl Backend for KindBackend {
         let inputs = self.stack_inputs(false).await.map_err(BackendError::Deploy)?;
         let extra_config = hub_extra_config(&hub.extra_config, plan, self.ctx.profile.as_ref(), &env.recorder);
         let took =
-            hub_stack::deploy_culler(env, &run, &stack, &StackDeclaration { hub, plan, extra_config: &extra_config }, culler, &inputs)
+            hub_stack::deploy_culler(env, &run, &stack, &StackDeclaration { hub, plan, extra_config: &extra_config, node: deployment.node.as_ref() }, culler, &inputs)
                 .await
                 .map_err(BackendError::Readiness)?;
         self.components.lock().unwrap().push("culler".into());
@@ -433,21 +521,47 @@ impl Backend for KindBackend {
         };
         let mut tasks: Vec<SamplerTask> = vec![Box::pin(watcher.run(every, stop.clone())), Box::pin(cgroups.run(every, stop.clone()))];
         if self.hub_stack.lock().unwrap().is_some() {
+            let mut followed = vec![("hub", hub_chart::pod_selector("hub"), "hub"), ("proxy", hub_chart::pod_selector("proxy"), "chp")];
+            let build_node = self.build_node.lock().unwrap().clone();
+            if build_node.is_some() {
+                for component in [super::build_node::DOCKERD, super::build_node::IMAGE_CLEANER] {
+                    let selector = super::build_node::pod_selector(component).expect("a build node component");
+                    followed.push((component, selector, super::build_node::container_of(component)));
+                }
+            }
             let restarts = hub_stack::RestartWatcher {
                 kube: self.up.kube.clone(),
                 namespace: self.namespace.clone(),
                 recorder: self.ctx.recorder.clone(),
+                components: followed.iter().map(|(c, selector, _)| (c.to_string(), selector.clone())).collect(),
             };
             tasks.push(Box::pin(restarts.run(every, stop.clone())));
-            for (component, container) in [("hub", "hub"), ("proxy", "chp")] {
+            for (component, selector, container) in followed {
                 let follower = LogFollower {
                     client: self.up.kube.client(),
                     namespace: self.namespace.clone(),
-                    selector: hub_chart::pod_selector(component),
+                    selector,
                     container: container.into(),
                     path: self.ctx.run_dir.join("logs").join(format!("{component}.log")),
                 };
                 tasks.push(Box::pin(follower.run(stop.clone())));
+            }
+            // The build node's disk and images, sampled as the local node's; the cleaner's
+            // cycles, deletions and errors read from its log as there.
+            if let Some(paths) = build_node {
+                use crate::component::image_cleaner::{CYCLE_LINE, DELETED_LINE, ERROR_LINE, IMAGE_CLEANER, START_LINE};
+                let disk = crate::observe::disk::DiskSampler { path: paths.data_root.clone(), every };
+                let docker = crate::observe::docker::DockerSampler {
+                    api: crate::component::docker_api::DockerApi::new(&paths.docker_socket),
+                    every: every * 2,
+                };
+                tasks.push(Box::pin(disk.run(env.recorder.clone(), env.samples.clone(), stop.clone())));
+                tasks.push(Box::pin(docker.run(env.recorder.clone(), env.samples.clone(), stop.clone())));
+                let log = self.ctx.run_dir.join("logs").join(format!("{IMAGE_CLEANER}.log"));
+                match crate::observe::logs::LogWatcher::new(IMAGE_CLEANER, log, &[START_LINE, CYCLE_LINE, DELETED_LINE, ERROR_LINE]) {
+                    Ok(watcher) => tasks.push(Box::pin(watcher.run(env.recorder.clone(), stop.clone()))),
+                    Err(e) => tracing::warn!("the cleaner's log watcher: {e:#}"),
+                }
             }
         }
         tasks
@@ -461,12 +575,13 @@ impl Backend for KindBackend {
     /// after a node loss). Pause and Resume: the pod's cgroup frozen and thawed (its processes
     /// stop where they are, as with SIGSTOP; the kubelet sees no exit).
     async fn signal(&self, component: &str, signal: ProcessSignal) -> anyhow::Result<()> {
-        if !matches!(component, "hub" | "proxy") || self.hub_stack.lock().unwrap().is_none() {
+        if !self.components().iter().any(|c| c == component) || component.starts_with("node/") {
             bail!("`{component}` is not a component of this kind run (it has: {:?})", self.components());
         }
+        let selector = super::build_node::pod_selector(component).unwrap_or_else(|| hub_chart::pod_selector(component));
         match signal {
             ProcessSignal::Kill => {
-                let pods = self.up.kube.list_pods(&self.namespace, &hub_chart::pod_selector(component)).await?;
+                let pods = self.up.kube.list_pods(&self.namespace, &selector).await?;
                 anyhow::ensure!(!pods.is_empty(), "no pod of `{component}` to kill");
                 for p in pods {
                     let name = p.metadata.name.unwrap_or_default();
@@ -477,7 +592,7 @@ impl Backend for KindBackend {
             }
             ProcessSignal::Pause | ProcessSignal::Resume => {
                 let frozen = signal == ProcessSignal::Pause;
-                let pods = self.up.kube.list_pods(&self.namespace, &hub_chart::pod_selector(component)).await?;
+                let pods = self.up.kube.list_pods(&self.namespace, &selector).await?;
                 let live: Vec<_> = pods.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
                 anyhow::ensure!(!live.is_empty(), "no pod of `{component}` to {}", if frozen { "freeze" } else { "thaw" });
                 for p in live {
@@ -515,6 +630,13 @@ impl Backend for KindBackend {
         }
         let stack = self.hub_stack.lock().unwrap().take();
         let run = self.run.lock().unwrap().clone();
+        let build_node = self.build_node.lock().unwrap().take();
+        if let (Some(_), Some(run)) = (build_node, &run) {
+            if let Err(e) = run.exec_on_node(super::build_node::BUILD_POOL, &super::build_node::cleanup_script(), Duration::from_secs(60)).await
+            {
+                errors.push(format!("emptying the build node's data root: {e:#}"));
+            }
+        }
         if let (Some(stack), Some(run)) = (stack, run) {
             if let Err(e) = remove_volume(&run, &stack.volume.name, &stack.volume.namespace).await {
                 errors.push(format!("{e:#}"));

@@ -330,7 +330,7 @@ pub struct NodeEngine {
 
 impl NodeEngine {
     /// The node container's main process, in the harness's pid namespace (blocking).
-    fn node_pid(&self, node: &str) -> anyhow::Result<u32> {
+    pub fn node_pid(&self, node: &str) -> anyhow::Result<u32> {
         let mut cmd = std::process::Command::new(&self.docker);
         cmd.env("DOCKER_HOST", &self.docker_host).args(["inspect", "-f", "{{.State.Pid}}", node]);
         let out = cluster::run_bounded(cmd, &format!("docker inspect {node}"), INSPECT_WITHIN, &self.log)?;

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::daemon::{self, EngineLayout};
 use super::kube::KindCluster;
 use super::network::{self, Subnet24, NETWORK};
-use super::pools::{self, Pool};
+use super::pools::{self, Pool, PoolDisk};
 use super::{engine, node_image, tools};
 use crate::toolchain::KubePins;
 
@@ -85,11 +85,11 @@ impl ClusterLayout {
     pub fn context(&self) -> String {
         format!("kind-{}", self.name)
     }
-    pub fn small_disk_image(&self, pool: &Pool) -> PathBuf {
-        self.dir.join(format!("{}.img", pool.name))
+    pub fn disk_image(&self, pool: &Pool, disk: &PoolDisk) -> PathBuf {
+        self.dir.join(format!("{}{}.img", pool.name, disk.used_for.suffix()))
     }
-    pub fn small_disk_mount(&self, pool: &Pool) -> PathBuf {
-        self.dir.join(pool.name)
+    pub fn disk_mount(&self, pool: &Pool, disk: &PoolDisk) -> PathBuf {
+        self.dir.join(format!("{}{}", pool.name, disk.used_for.suffix()))
     }
     pub fn log(&self) -> PathBuf {
         self.dir.join("cluster.log")
@@ -302,14 +302,17 @@ pub async fn up(home: &Path, name: &str, programs: &Programs, keep: bool, quiet:
     let mut steps = Steps::new("cluster up", quiet);
     sweep_abandoned(home);
     if let Some(state) = layout.read_state().filter(|s| s.phase == "up") {
-        if let Ok(kube) = reuse(&layout, programs).await {
-            if !quiet {
-                eprintln!("hubchaos: [cluster up] {} is up: reused", layout.context());
+        match reuse(&layout, programs).await {
+            Ok(kube) => {
+                if !quiet {
+                    eprintln!("hubchaos: [cluster up] {} is up: reused", layout.context());
+                }
+                return Ok(Up { layout, state, kube, created: false, steps: Vec::new() });
             }
-            return Ok(Up { layout, state, kube, created: false, steps: Vec::new() });
-        }
-        if !quiet {
-            eprintln!("hubchaos: [cluster up] {} is recorded but does not answer: taking it down to make it again", layout.context());
+            Err(why) if !quiet => {
+                eprintln!("hubchaos: [cluster up] {} is recorded but cannot be reused ({why:#}): taking it down to make it again", layout.context())
+            }
+            Err(_) => {}
         }
         down(home, name, programs, true).await;
     }
@@ -348,6 +351,9 @@ pub async fn up(home: &Path, name: &str, programs: &Programs, keep: bool, quiet:
 
 async fn reuse(layout: &ClusterLayout, programs: &Programs) -> anyhow::Result<KindCluster> {
     anyhow::ensure!(layout.engine.running_pid().is_some(), "its engine is not running");
+    let made_with: Option<serde_json::Value> =
+        std::fs::read(layout.dir.join("kind.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    anyhow::ensure!(made_with.as_ref() == Some(&kind_config(layout)), "it was made with another shape (pools, disks) than this harness's");
     let out = blocking(
         programs.kind(layout),
         "kind get nodes",
@@ -409,13 +415,15 @@ async fn create(layout: &ClusterLayout, p: &Programs, state: &mut ClusterState, 
     state.subnet = Some(subnet.cidr());
     layout.write_state(state)?;
     let all = pools::pools();
-    for pool in all.iter().filter(|p| p.small_disk_mib.is_some()) {
-        let mount = layout.small_disk_mount(pool);
-        state.small_disk_mount = Some(mount.clone());
-        layout.write_state(state)?;
-        steps.step(&format!("make the {} disk", pool.name), make_small_disk(layout, pool)).await?;
+    for pool in &all {
+        for disk in pool.disks {
+            let mount = layout.disk_mount(pool, disk);
+            state.small_disk_mount = Some(mount.clone());
+            layout.write_state(state)?;
+            steps.step(&format!("make the {}{} disk", pool.name, disk.used_for.suffix()), make_small_disk(layout, pool, disk)).await?;
+        }
     }
-    let config = pools::kind_config(&all, |pool| layout.small_disk_mount(pool).display().to_string());
+    let config = kind_config(layout);
     let config_file = layout.dir.join("kind.json");
     std::fs::write(&config_file, serde_json::to_vec_pretty(&config)?)?;
     let (cfg, kc) = (config_file.display().to_string(), layout.kubeconfig().display().to_string());
@@ -495,13 +503,19 @@ async fn ensure_network(layout: &ClusterLayout, p: &Programs) -> anyhow::Result<
     Ok(subnet)
 }
 
-async fn make_small_disk(layout: &ClusterLayout, pool: &Pool) -> anyhow::Result<()> {
-    let (img, mount) = (layout.small_disk_image(pool), layout.small_disk_mount(pool));
+/// The kind configuration of the cluster at `layout` (written to its `kind.json`; a cluster
+/// made with another is made again, see [`reuse`]).
+fn kind_config(layout: &ClusterLayout) -> serde_json::Value {
+    pools::kind_config(&pools::pools(), |pool, disk| layout.disk_mount(pool, disk).display().to_string())
+}
+
+async fn make_small_disk(layout: &ClusterLayout, pool: &Pool, disk: &PoolDisk) -> anyhow::Result<()> {
+    let (img, mount) = (layout.disk_image(pool, disk), layout.disk_mount(pool, disk));
     if crate::component::node_disk::is_mounted(&mount) {
         crate::component::node_disk::unmount_all_under(&mount);
     }
     std::fs::create_dir_all(&mount)?;
-    let mib = pool.small_disk_mib.unwrap_or(1024);
+    let mib = disk.mib;
     let f = std::fs::File::create(&img)?;
     f.set_len(mib << 20)?;
     let log = layout.log();
@@ -635,7 +649,7 @@ async fn pod_networking(layout: &ClusterLayout, p: &Programs, kube: &KindCluster
 /// [`pools`]); their kubelets restarted.
 async fn image_gc_on_small_disks(layout: &ClusterLayout, p: &Programs, kube: &KindCluster) -> anyhow::Result<()> {
     for (pool, node) in pool_nodes(kube).await? {
-        if pools::pools().iter().any(|q| q.name == pool && q.small_disk_mib.is_some()) {
+        if pools::pools().iter().any(|q| q.name == pool && q.has_own_snapshots()) {
             let script = format!("sed -i {} /var/lib/kubelet/config.yaml && systemctl restart kubelet", pools::IMAGE_GC_ON_SED);
             blocking(
                 p.docker(layout),
@@ -863,13 +877,15 @@ pub async fn down(home: &Path, name: &str, programs: &Programs, quiet: bool) -> 
     }
     let stopped = daemon::stop(&layout.engine, Duration::from_secs(20));
     errors.extend(stopped);
-    for pool in pools::pools().iter().filter(|p| p.small_disk_mib.is_some()) {
-        let mount = layout.small_disk_mount(pool);
-        errors.extend(crate::component::node_disk::unmount_all_under(&mount));
-        let _ = std::fs::remove_dir(&mount);
-        if let Err(e) = std::fs::remove_file(layout.small_disk_image(pool)) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                errors.push(format!("removing {}: {e}", layout.small_disk_image(pool).display()));
+    for pool in pools::pools() {
+        for disk in pool.disks {
+            let mount = layout.disk_mount(&pool, disk);
+            errors.extend(crate::component::node_disk::unmount_all_under(&mount));
+            let _ = std::fs::remove_dir(&mount);
+            if let Err(e) = std::fs::remove_file(layout.disk_image(&pool, disk)) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    errors.push(format!("removing {}: {e}", layout.disk_image(&pool, disk).display()));
+                }
             }
         }
     }

@@ -36,6 +36,7 @@ use super::kube::KindCluster;
 use super::pools::POOL_LABEL;
 use crate::component::culler::CullerOptions;
 use crate::component::hub::{HubOptions, CULLER_SCOPES, HARNESS_SCOPES};
+use crate::component::node::NodeOptions;
 use crate::fault::misconfigure::{EnvOverride, OverrideValue};
 use crate::profile::{ChartName, Profile};
 
@@ -150,6 +151,9 @@ impl ChartSource {
 /// The components whose image a user may name instead of the stack image built here (what
 /// chartpress built for their chart PR), each in `HUBCHAOS_IMAGE_<COMPONENT>`.
 pub const NAMED_IMAGE_COMPONENTS: &[&str] = &["hub", "proxy", "singleuser"];
+/// The build node's images, always the ones built here (a chart PR's CI builds no docker
+/// daemon or cleaner).
+pub const BUILD_NODE_IMAGE_COMPONENTS: &[&str] = &["image-cleaner", super::stack_image::DIND];
 
 /// One image as the charts' values name it: `name` and `tag`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +212,9 @@ impl StackImages {
             };
             by_component.insert(component.to_string(), image);
         }
+        for component in BUILD_NODE_IMAGE_COMPONENTS {
+            by_component.insert(component.to_string(), ImageRef::stack(component, key));
+        }
         Ok(Self { by_component, named })
     }
 
@@ -241,6 +248,49 @@ pub struct ChartInputs<'a> {
     pub run_id: &'a str,
     /// The plan's `misconfigure` overrides, checked by [`check_env_overrides`].
     pub env_overrides: &'a [EnvOverride],
+    /// The scenario's node: the build node's docker daemon and cleaner (`None`: neither).
+    pub build_node: Option<&'a NodeOptions>,
+}
+
+/// What the harness points the cleaner's `DOCKER_HOST` at: the recorder's listener in the
+/// daemon's socket directory, which the chart mounts on the cleaner's `/var/run`.
+pub fn cleaner_docker_host() -> String {
+    format!("unix:///var/run/{}", super::build_node::CLEANER_SOCKET_NAME)
+}
+
+/// The build node's values (the binderhub chart's keys): the docker daemon on the ssd pool,
+/// without a bridge or iptables rules of its own (nothing is built or served from it here: it
+/// holds images, as the cleaner scenarios need), and the cleaner with the scenario's settings.
+/// What the chart has no key for (the interval, the client timeout) goes in
+/// `imageCleaner.extraEnv`, as an operator would set it, with the recorder's `DOCKER_HOST`.
+fn build_node_values(images: &StackImages, node: &NodeOptions) -> Value {
+    let cleaner = match &node.cleaner {
+        None => json!({ "enabled": false }),
+        Some(c) => json!({
+            "enabled": true,
+            "image": images.value("image-cleaner"),
+            "delay": c.delay.as_secs_f64(),
+            "imageGCThresholdType": c.threshold_type.as_str(),
+            "imageGCThresholdHigh": c.threshold_high,
+            "extraEnv": {
+                "DOCKER_HOST": cleaner_docker_host(),
+                "DOCKER_IMAGE_CLEANER_INTERVAL_SECONDS": c.interval.as_secs_f64().to_string(),
+                "DOCKER_IMAGE_CLEANER_TIMEOUT_SECONDS": c.timeout.as_secs().max(1).to_string(),
+                "PYTHONUNBUFFERED": "1",
+            },
+        }),
+    };
+    json!({
+        "imageBuilderType": "dind",
+        "config": { "BinderHub": { "build_node_selector": { POOL_LABEL: super::build_node::BUILD_POOL } } },
+        "dind": {
+            "daemonset": { "image": images.value(super::stack_image::DIND), "extraArgs": ["--bridge=none", "--iptables=false"] },
+            "hostLibDir": super::pools::DIND_LIB_DIR,
+            "hostSocketDir": super::pools::DIND_SOCKET_DIR,
+            "hostSocketName": super::build_node::DOCKER_SOCKET_NAME,
+        },
+        "imageCleaner": cleaner,
+    })
 }
 
 /// The component name a `misconfigure` of the culler targets (as on local).
@@ -251,19 +301,23 @@ pub const CULLER_COMPONENT: &str = "culler";
 /// as a service of the hub, and JupyterHub applies a service's `environment` last (over the
 /// `JUPYTERHUB_API_TOKEN` it sets itself, `Spawner.get_env`), so [`culler_patch`] sets it in
 /// `hub.extraConfig`, with the culler's other settings that `cull.*` cannot say.
-pub const ENV_KEYS: &[(&str, &[&str])] =
-    &[("hub", &["hub", "extraEnv"]), ("proxy", &["proxy", "chp", "extraEnv"]), ("singleuser", &["singleuser", "extraEnv"])];
+pub const ENV_KEYS: &[(&str, &[&str])] = &[
+    ("hub", &["hub", "extraEnv"]),
+    ("proxy", &["proxy", "chp", "extraEnv"]),
+    ("singleuser", &["singleuser", "extraEnv"]),
+    ("image-cleaner", &["imageCleaner", "extraEnv"]),
+];
 
 /// Refuse, naming it, an override the charts cannot express: a component with no environment
 /// in the values, or a value that is not a literal (unset: only the culler's, whose environment
-/// is a dict the patch can drop a key from; strip-scheme: no chart value of these components
-/// has a scheme to strip).
+/// is a dict the patch can drop a key from; strip-scheme: only the cleaner's `DOCKER_HOST`,
+/// the one value with a scheme the harness sets).
 pub fn check_env_overrides(overrides: &[EnvOverride]) -> anyhow::Result<()> {
     for o in overrides {
         let culler = o.component == CULLER_COMPONENT;
         if !culler && !ENV_KEYS.iter().any(|(c, _)| *c == o.component) {
             bail!(
-                "misconfigure {}: no chart value sets the environment of `{}` on kind (those with one: hub, proxy, singleuser, culler)",
+                "misconfigure {}: no chart value sets the environment of `{}` on kind (those with one: hub, proxy, singleuser, image-cleaner, culler)",
                 o.key,
                 o.component
             );
@@ -271,6 +325,7 @@ pub fn check_env_overrides(overrides: &[EnvOverride]) -> anyhow::Result<()> {
         match &o.value {
             OverrideValue::Set(_) => {}
             OverrideValue::Unset if culler => {}
+            OverrideValue::StripScheme if o.component == "image-cleaner" && o.key == "DOCKER_HOST" => {}
             other => {
                 bail!("misconfigure {} of `{}`: {other:?} cannot be said in chart values on kind; set a value instead", o.key, o.component)
             }
@@ -300,12 +355,20 @@ fn culler_env_patch(overrides: &[EnvOverride]) -> String {
 /// `values` with each override of a component in [`ENV_KEYS`] set at its key.
 fn apply_env_overrides(values: &mut Value, overrides: &[EnvOverride]) {
     for o in overrides {
-        let (Some((_, path)), OverrideValue::Set(v)) = (ENV_KEYS.iter().find(|(c, _)| *c == o.component), &o.value) else { continue };
+        let Some((_, path)) = ENV_KEYS.iter().find(|(c, _)| *c == o.component) else { continue };
         let mut at = &mut *values;
         for key in *path {
             at = at.as_object_mut().expect("values are objects down to extraEnv").entry(key.to_string()).or_insert_with(|| json!({}));
         }
-        at[o.key.as_str()] = Value::String(v.clone());
+        let value = match &o.value {
+            OverrideValue::Set(v) => v.clone(),
+            OverrideValue::StripScheme => {
+                let own = at.get(&o.key).and_then(Value::as_str).unwrap_or_default();
+                own.split_once("://").map_or(own, |(_, rest)| rest).to_string()
+            }
+            OverrideValue::Unset => continue,
+        };
+        at[o.key.as_str()] = Value::String(value);
     }
 }
 
@@ -420,6 +483,12 @@ pub fn chart_values(i: &ChartInputs<'_>) -> Value {
         "rbac": { "create": true },
         "debug": { "enabled": false },
     });
+    if let Some(node) = i.build_node {
+        let build = build_node_values(i.images, node);
+        for (k, v) in build.as_object().expect("an object") {
+            values[k.as_str()] = v.clone();
+        }
+    }
     apply_env_overrides(&mut values, i.env_overrides);
     values
 }
@@ -462,13 +531,24 @@ impl Helm {
 
 /// Wait until every one of `deployments` rolled out in `ns` (bounded): the time it took, or
 /// which one did not and why.
-pub async fn await_rollout(kube: &KindCluster, ns: &str, deployments: &[&str], within: Duration) -> anyhow::Result<Duration> {
+pub async fn await_rollout(
+    kube: &KindCluster,
+    ns: &str,
+    deployments: &[&str],
+    daemonsets: &[&str],
+    within: Duration,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
         let mut waiting = Vec::new();
         for d in deployments {
             if let Some(why) = kube.deployment_not_rolled_out(ns, d).await? {
                 waiting.push(format!("{d}: {why}"));
+            }
+        }
+        for d in daemonsets {
+            if let Some(why) = kube.daemonset_not_rolled_out(ns, d).await? {
+                waiting.push(format!("daemonset {d}: {why}"));
             }
         }
         if waiting.is_empty() {
@@ -578,7 +658,7 @@ mod tests {
     static OURS: std::sync::LazyLock<StackImages> = std::sync::LazyLock::new(|| stack_images("0123456789abcdef"));
 
     fn inputs<'a>(hub: &'a HubOptions, culler: Option<&'a CullerOptions>) -> ChartInputs<'a> {
-        ChartInputs { images: &OURS, hub, culler, extra_config: "", harness_token: "h", proxy_token: "p", run_id: "r", env_overrides: &[] }
+        ChartInputs { images: &OURS, hub, culler, extra_config: "", harness_token: "h", proxy_token: "p", run_id: "r", env_overrides: &[], build_node: None }
     }
 
     #[test]
@@ -635,10 +715,36 @@ mod tests {
     }
 
     #[test]
+    fn the_build_node_is_the_binderhub_charts_dind_and_cleaner_on_the_ssd_pool() {
+        use crate::component::image_cleaner::CleanerOptions;
+        use crate::fault::misconfigure::Misconfigure;
+        let node = NodeOptions::disk_mb(300).cleaner(CleanerOptions::quick().threshold(80.0));
+        let hub = HubOptions::default();
+        let v = chart_values(&ChartInputs { build_node: Some(&node), ..inputs(&hub, None) });
+        assert_eq!(v["imageBuilderType"], "dind");
+        assert_eq!(v["config"]["BinderHub"]["build_node_selector"][POOL_LABEL], "ssd");
+        assert_eq!(v["dind"]["daemonset"]["image"]["name"], "hubchaos/dind");
+        assert_eq!(v["dind"]["hostLibDir"], "/var/lib/dind");
+        assert_eq!(v["imageCleaner"]["enabled"], true);
+        assert_eq!(v["imageCleaner"]["image"]["tag"], "0123456789abcdef");
+        assert_eq!(v["imageCleaner"]["imageGCThresholdHigh"], 80.0);
+        let env = &v["imageCleaner"]["extraEnv"];
+        assert_eq!(env["DOCKER_HOST"], "unix:///var/run/hubchaos-image-cleaner.sock");
+        assert_eq!(env["DOCKER_IMAGE_CLEANER_INTERVAL_SECONDS"], "5");
+        // The 2018 mistake as a values override: the harness's own value without its scheme.
+        let strip = [Misconfigure::docker_host_without_scheme("image-cleaner").0];
+        check_env_overrides(&strip).unwrap();
+        let v = chart_values(&ChartInputs { build_node: Some(&node), env_overrides: &strip, ..inputs(&hub, None) });
+        assert_eq!(v["imageCleaner"]["extraEnv"]["DOCKER_HOST"], "/var/run/hubchaos-image-cleaner.sock");
+        // Without a node, none of it.
+        assert!(chart_values(&inputs(&hub, None)).get("imageBuilderType").is_none());
+    }
+
+    #[test]
     fn what_the_charts_cannot_say_is_refused_naming_it() {
         use crate::fault::misconfigure::Misconfigure;
-        let e = check_env_overrides(&[Misconfigure::docker_host_without_scheme("image-cleaner").0]).unwrap_err().to_string();
-        assert!(e.contains("`image-cleaner`") && e.contains("hub, proxy, singleuser, culler"), "{e}");
+        let e = check_env_overrides(&[Misconfigure::docker_host_without_scheme("dockerd").0]).unwrap_err().to_string();
+        assert!(e.contains("`dockerd`") && e.contains("hub, proxy, singleuser, image-cleaner, culler"), "{e}");
         let e = check_env_overrides(&[Misconfigure::docker_host_without_scheme("hub").0]).unwrap_err().to_string();
         assert!(e.contains("StripScheme") && e.contains("set a value instead"), "{e}");
         let unset = EnvOverride { component: "culler".into(), key: "K".into(), value: OverrideValue::Unset };

@@ -71,6 +71,8 @@ pub struct StackDeclaration<'a> {
     pub hub: &'a HubOptions,
     pub plan: &'a DeployPlan,
     pub extra_config: &'a str,
+    /// The scenario's node, deployed with the chart as the build node.
+    pub node: Option<&'a crate::component::node::NodeOptions>,
 }
 
 /// Volume, images, chart, rollout, forwards, recorder.
@@ -170,10 +172,15 @@ async fn apply_values(
         proxy_token: &stack.proxy_token,
         run_id: &env.run_id,
         env_overrides: &declared.plan.env_overrides,
+        build_node: declared.node,
     });
     let file = hub_chart::write_values(&env.run_dir.join("helm"), &values)?;
     let took = inputs.helm.upgrade_install(inputs.chart.dir(), &file).await?;
-    let rolled = match await_rollout(&run.kube, &run.namespace, DEPLOYMENTS, ROLLOUT_WITHIN).await {
+    // The build node's docker daemon must be up; its cleaner is what the scenarios judge (the
+    // 2018 one never started), so its rollout is not awaited.
+    let dind = format!("{}-dind", hub_chart::RELEASE);
+    let daemonsets: Vec<&str> = declared.node.map(|_| dind.as_str()).into_iter().collect();
+    let rolled = match await_rollout(&run.kube, &run.namespace, DEPLOYMENTS, &daemonsets, ROLLOUT_WITHIN).await {
         Ok(rolled) => rolled,
         Err(e) => {
             let kept = keep_evidence(run, &env.run_dir.join("logs")).await;
@@ -200,8 +207,9 @@ async fn apply_values(
 async fn keep_evidence(run: &KindRun, logs: &Path) -> String {
     let mut kept = Vec::new();
     let _ = std::fs::create_dir_all(logs);
-    for component in ["hub", "proxy"] {
-        let Ok(pods) = run.kube.list_pods(&run.namespace, &hub_chart::pod_selector(component)).await else { continue };
+    let build_node = [super::build_node::DOCKERD, super::build_node::IMAGE_CLEANER].map(|c| super::build_node::pod_selector(c).unwrap_or_default());
+    for selector in [hub_chart::pod_selector("hub"), hub_chart::pod_selector("proxy")].iter().chain(&build_node) {
+        let Ok(pods) = run.kube.list_pods(&run.namespace, selector).await else { continue };
         for pod in pods {
             let name = pod.metadata.name.clone().unwrap_or_default();
             if let Ok(log) = run.kube.pod_logs(&run.namespace, &name).await {
@@ -226,15 +234,18 @@ async fn keep_evidence(run: &KindRun, logs: &Path) -> String {
     }
 }
 
-/// Restarts of the hub and the proxy on kind, as the local supervisor records its restarts
+/// Restarts of the chart's components on kind (the hub, the proxy; the build node's docker
+/// daemon and cleaner), as the local supervisor records its restarts
 /// ([`crate::observe::history::Event::Restart`]): a container that restarted in its pod (its
-/// restart count rose), or a pod replaced by its ReplicaSet (a new pod with the same
-/// `pod-template-hash` as one seen before: the pod was deleted or lost). A new template hash is
-/// a rollout (a chart upgrade), not a restart.
+/// restart count rose), or a pod replaced by its ReplicaSet or DaemonSet (a new pod with the
+/// same `pod-template-hash` or `controller-revision-hash` as one seen before: the pod was
+/// deleted or lost). A new hash is a rollout (a chart upgrade), not a restart.
 pub struct RestartWatcher {
     pub kube: super::kube::KindCluster,
     pub namespace: String,
     pub recorder: crate::observe::history::Recorder,
+    /// Each watched component and the label selector of its pods.
+    pub components: Vec<(String, String)>,
 }
 
 /// What [`RestartWatcher`] remembers of one component's pods.
@@ -272,8 +283,9 @@ impl RestartWatcher {
     pub async fn run(self, every: Duration, stop: tokio_util::sync::CancellationToken) {
         let mut seen: std::collections::BTreeMap<&str, ComponentPods> = Default::default();
         while !stop.is_cancelled() {
-            for component in ["hub", "proxy"] {
-                let Ok(pods) = self.kube.list_pods(&self.namespace, &hub_chart::pod_selector(component)).await else { continue };
+            for (component, selector) in &self.components {
+                let component = component.as_str();
+                let Ok(pods) = self.kube.list_pods(&self.namespace, selector).await else { continue };
                 let listed: Vec<(String, String, String, u32)> = pods
                     .iter()
                     .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -288,7 +300,8 @@ impl RestartWatcher {
                         (
                             p.metadata.uid.clone().unwrap_or_default(),
                             p.metadata.name.clone().unwrap_or_default(),
-                            labels.get("pod-template-hash").cloned().unwrap_or_default(),
+                            // A Deployment's pods carry the one, a DaemonSet's the other.
+                            labels.get("pod-template-hash").or(labels.get("controller-revision-hash")).cloned().unwrap_or_default(),
                             count,
                         )
                     })

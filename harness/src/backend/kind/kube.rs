@@ -412,6 +412,29 @@ impl KindCluster {
         Ok(None)
     }
 
+    /// Why DaemonSet `ns/name` is not rolled out yet (`None`: every node it is scheduled on has
+    /// an updated pod ready).
+    pub async fn daemonset_not_rolled_out(&self, ns: &str, name: &str) -> anyhow::Result<Option<String>> {
+        let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ns);
+        let Some(d) = bounded(format!("reading daemonset {ns}/{name}"), api.get_opt(name)).await? else {
+            return Ok(Some("does not exist".into()));
+        };
+        let generation = d.metadata.generation.unwrap_or(0);
+        let st = d.status.unwrap_or_default();
+        let seen = st.observed_generation.unwrap_or(0);
+        if seen < generation {
+            return Ok(Some(format!("generation {generation} not yet observed ({seen})")));
+        }
+        let (want, ready, updated) = (st.desired_number_scheduled, st.number_ready, st.updated_number_scheduled.unwrap_or(0));
+        if want == 0 {
+            return Ok(Some("scheduled on no node (its node selector matches none)".into()));
+        }
+        if ready < want || updated < want {
+            return Ok(Some(format!("{ready}/{want} ready, {updated} updated")));
+        }
+        Ok(None)
+    }
+
     /// Creates cluster-scoped volume `pv` (an existing one of the same name is left as it is).
     pub async fn ensure_persistent_volume(&self, pv: &PersistentVolume) -> anyhow::Result<()> {
         let api: Api<PersistentVolume> = Api::all(self.client.clone());

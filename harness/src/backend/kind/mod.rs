@@ -8,6 +8,7 @@
 //! Decisions and measured facts are recorded in `kind/README.md`.
 
 pub mod backend;
+pub mod build_node;
 pub mod base_rootfs;
 pub mod cgroups;
 pub mod cluster;

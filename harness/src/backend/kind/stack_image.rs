@@ -10,6 +10,11 @@
 //! Built once (root: mmdebstrap in root mode, chroot; PyPI and npm reachable), checked by
 //! running each component's `--version` in the image on the pinned engine, and saved as
 //! `$HUBCHAOS_HOME/stack-images/<key>/images.tar` for the nodes' containerd.
+//!
+//! The build node's docker daemon (the charts' `dind`) has an image of its own,
+//! `hubchaos/dind:<key>`: Debian's `docker.io` on a minbase root filesystem of its own (none of
+//! the Python or Node.js), saved beside as `dind.tar` and loaded on the build node only, so
+//! the hub stack's nodes do not carry a docker engine they never run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +28,11 @@ use crate::toolchain::{PackageSpec, Pins};
 
 /// The Debian packages of the root filesystem.
 pub const PACKAGES: &[&str] = &["python3", "python3-venv", "nodejs", "ca-certificates", "tini"];
+/// The Debian packages of the build node's docker daemon's image (Debian's docker engine, the
+/// one the local backend runs).
+pub const DIND_PACKAGES: &[&str] = &["docker.io", "tini"];
+/// The build node's docker daemon's component (its image `hubchaos/dind:<key>`).
+pub const DIND: &str = "dind";
 
 /// The venv every Python component runs from.
 pub const VENV: &str = "/opt/hubchaos/venv";
@@ -97,7 +107,7 @@ fn python_specs(pins: &Pins) -> Vec<PackageSpec> {
 pub fn key(pins: &Pins) -> String {
     let mut h = Sha256::new();
     h.update(serde_json::to_string(&(python_specs(pins), pins.python.pre, &pins.npm)).expect("pins serialise").as_bytes());
-    for p in PACKAGES.iter().chain(RECIPE) {
+    for p in PACKAGES.iter().chain(RECIPE).chain(DIND_PACKAGES) {
         h.update(p.as_bytes());
         h.update(b"\n");
     }
@@ -112,6 +122,16 @@ pub fn references(key: &str) -> Vec<String> {
 /// `$HUBCHAOS_HOME/stack-images/<key>/images.tar` (`docker save` of [`references`]).
 pub fn tar_path(home: &Path, pins: &Pins) -> PathBuf {
     home.join("stack-images").join(key(pins)).join("images.tar")
+}
+
+/// `hubchaos/dind:<key>`.
+pub fn dind_reference(key: &str) -> String {
+    format!("hubchaos/{DIND}:{key}")
+}
+
+/// `$HUBCHAOS_HOME/stack-images/<key>/dind.tar` (`docker save` of [`dind_reference`]).
+pub fn dind_tar_path(home: &Path, pins: &Pins) -> PathBuf {
+    tar_path(home, pins).with_file_name("dind.tar")
 }
 
 /// Why a pin cannot go into an image, if it cannot: a local path or an editable install names
@@ -180,6 +200,24 @@ fn build_rootfs(pins: &Pins, root: &Path, tar: &Path, log: &Path) -> anyhow::Res
     Ok(())
 }
 
+/// The dind image's root filesystem at `root` (removed first), packed as `tar`.
+fn build_dind_rootfs(root: &Path, tar: &Path, log: &Path) -> anyhow::Result<()> {
+    let mmdebstrap = crate::toolchain::find_program("mmdebstrap").context("no mmdebstrap: apt-get install mmdebstrap (Debian)")?;
+    let _ = std::fs::remove_dir_all(root);
+    let mut cmd = Command::new(mmdebstrap);
+    cmd.args(["--variant=minbase", "--mode=root", &format!("--include={}", DIND_PACKAGES.join(",")), "bookworm"]).arg(root);
+    run("mmdebstrap bookworm (dind)", &mut cmd, log)?;
+    std::fs::write(root.join("etc/resolv.conf"), "")?;
+    let _ = std::fs::remove_dir_all(root.join("var/lib/apt/lists"));
+    std::fs::create_dir_all(root.join("var/lib/apt/lists"))?;
+    let partial = tar.with_extension("tar.partial");
+    let mut pack = Command::new("tar");
+    pack.arg("-C").arg(root).args(["--numeric-owner", "-cf"]).arg(&partial).arg(".");
+    run("tar (dind)", &mut pack, log)?;
+    std::fs::rename(&partial, tar)?;
+    Ok(())
+}
+
 /// What each component's image is checked with after the import: the program it runs, asked
 /// for its version (the hub also imports KubeSpawner, which it spawns with on kind).
 pub fn smoke_checks() -> Vec<(&'static str, Vec<&'static str>)> {
@@ -198,20 +236,71 @@ pub fn smoke_checks() -> Vec<(&'static str, Vec<&'static str>)> {
     ]
 }
 
-/// The stack images of `pins` (built when missing; root), on the engine at `dockerd`. Returns
-/// the saved images, their references, and how long the build took (`None`: they were there).
+/// The stack images of `pins` and the dind image (built when missing; root), on the engine at
+/// `dockerd`. Returns the saved stack images, their references, and how long the build took
+/// (`None`: they were there); the dind image is at [`dind_tar_path`].
 pub async fn ensure(home: &Path, pins: &Pins, dockerd: &Path) -> anyhow::Result<(PathBuf, Vec<String>, Option<Duration>)> {
     let out = tar_path(home, pins);
     let key = key(pins);
     let refs = references(&key);
-    if out.is_file() {
+    if out.is_file() && dind_tar_path(home, pins).is_file() {
         return Ok((out, refs, None));
     }
+    let started = Instant::now();
+    if !out.is_file() {
+        build_stack_images(home, pins, dockerd).await?;
+    }
+    if !dind_tar_path(home, pins).is_file() {
+        build_dind_image(home, pins, dockerd).await?;
+    }
+    // Images of other keys (older pins or recipes) are not used again: only this key's are kept.
+    if let Some(all) = out.parent().and_then(Path::parent) {
+        for entry in std::fs::read_dir(all).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy() != key && entry.path().join("images.tar").is_file() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok((out, refs, Some(started.elapsed())))
+}
+
+/// The dind image: its root filesystem, imported, checked (`dockerd --version`), saved.
+async fn build_dind_image(home: &Path, pins: &Pins, dockerd: &Path) -> anyhow::Result<()> {
+    let out = dind_tar_path(home, pins);
+    let key = key(pins);
+    let dir = out.parent().context("images dir")?.to_path_buf();
+    std::fs::create_dir_all(&dir)?;
+    let (root, rootfs, log) = (dir.join("dind-rootfs"), dir.join("dind-rootfs.tar"), dir.join("build.log"));
+    let (r, t, l) = (root.clone(), rootfs.clone(), log.clone());
+    let built = tokio::task::spawn_blocking(move || build_dind_rootfs(&r, &t, &l)).await?;
+    let _ = std::fs::remove_dir_all(&root);
+    built?;
+    let (saved, reference, rootfs_tar) = (out.clone(), dind_reference(&key), rootfs.clone());
+    let imported = with_build_engine(dockerd, &dir, &format!("stack-images-{key}-dind"), "dind image", move |docker, _| {
+        let rootfs_s = rootfs.display().to_string();
+        docker.run("import the dind rootfs", &["import", "-c", r#"ENTRYPOINT ["/usr/bin/tini", "--"]"#, &rootfs_s, &reference])?;
+        let out = docker.run("check the dind image", &["run", "--rm", "--network", "none", &reference, "dockerd", "--version"])?;
+        eprintln!("hubchaos: [stack images] {DIND}: {}", out.lines().last().unwrap_or("ok"));
+        let partial = saved.with_extension("tar.partial");
+        docker.run("save the dind image", &["save", "-o", &partial.display().to_string(), &reference])?;
+        std::fs::rename(&partial, &saved)?;
+        Ok(())
+    })
+    .await;
+    let _ = std::fs::remove_file(&rootfs_tar);
+    let _ = std::fs::remove_file(out.with_extension("tar.partial"));
+    imported
+}
+
+/// The hub stack's images: the root filesystem, imported, tagged per component, checked, saved.
+async fn build_stack_images(home: &Path, pins: &Pins, dockerd: &Path) -> anyhow::Result<()> {
+    let out = tar_path(home, pins);
+    let key = key(pins);
+    let refs = references(&key);
     if let Some(why) = python_specs(pins).iter().chain(&pins.npm.packages).find_map(unbakeable) {
         bail!("the stack images: {why}");
     }
     crate::component::node_disk::requires_root().map_err(|why| anyhow::anyhow!("the stack images {why}"))?;
-    let started = Instant::now();
     let dir = out.parent().context("images dir")?.to_path_buf();
     std::fs::create_dir_all(&dir)?;
     let (root, rootfs, log) = (dir.join("rootfs"), dir.join("rootfs.tar"), dir.join("build.log"));
@@ -252,16 +341,7 @@ pub async fn ensure(home: &Path, pins: &Pins, dockerd: &Path) -> anyhow::Result<
     // Only the saved images are kept, whatever happened.
     let _ = std::fs::remove_file(&rootfs_tar);
     let _ = std::fs::remove_file(out.with_extension("tar.partial"));
-    imported?;
-    // Images of other keys (older pins or recipes) are not used again: only this key's are kept.
-    if let Some(all) = dir.parent() {
-        for entry in std::fs::read_dir(all).into_iter().flatten().flatten() {
-            if entry.file_name().to_string_lossy() != key && entry.path().join("images.tar").is_file() {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-    Ok((out, refs, Some(started.elapsed())))
+    imported
 }
 
 #[cfg(test)]
