@@ -675,10 +675,14 @@ mod tests {
         assert!(on_local.contains("kind"), "{on_local}");
         let mut with_node = cluster_scenario();
         with_node.deploy = Deployment::node(crate::component::node::NodeOptions::disk_mb(64));
-        assert!(Kind.cannot_run(&with_node).unwrap().contains("node of its own"), "a node is not deployed on kind yet");
+        let why = Kind.cannot_run(&with_node).unwrap();
+        assert!(why.contains("node disk of 64 MB") && why.contains("300 MiB"), "the build node's disk is the cluster's: {why}");
         // A local node scenario is refused for its node, not as one that deploys nothing.
         let mut local_node = Scenario::new("cleaner", "t", "");
         local_node.deploy = Deployment::node(crate::component::node::NodeOptions::disk_mb(64));
-        assert!(Kind.cannot_run(&local_node).unwrap().contains("node of its own"));
+        assert!(Kind.cannot_run(&local_node).unwrap().contains("node disk of 64 MB"));
+        // One the build node can be is not refused for its node (if at all, for the machine).
+        local_node.deploy = Deployment::node(crate::component::node::NodeOptions::disk_mb(300));
+        assert!(Kind.cannot_run(&local_node).is_none_or(|why| !why.contains("node disk") && !why.contains("deploys nothing")));
     }
 }
