@@ -191,29 +191,10 @@ impl KindRun {
         let node = self.node_of(pool)?.to_string();
         let mut cmd = std::process::Command::new(&self.programs.docker);
         cmd.env("DOCKER_HOST", self.layout.engine.docker_host()).args(["exec", "-i", &node, "sh", "-ec", script]);
-        cmd.stdin(std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?);
+        let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
         let log = self.layout.log();
         let what = format!("docker exec -i on {node}");
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let mut child = cmd
-                .stdout(std::process::Stdio::null())
-                .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log)?)
-                .spawn()?;
-            let started = Instant::now();
-            loop {
-                if let Some(status) = child.try_wait()? {
-                    anyhow::ensure!(status.success(), "{what}: {status} (see {})", log.display());
-                    return Ok(());
-                }
-                if started.elapsed() >= within {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    bail!("{what}: still running after {within:?}");
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-        .await?
+        tokio::task::spawn_blocking(move || cluster::run_bounded_with_input(cmd, &what, within, &log, Some(file))).await?.map(drop)
     }
 
     /// Run `script` with `sh -ec` in the node container of `pool` (bounded); its output.
@@ -441,10 +422,12 @@ impl Backend for KindBackend {
         let default_hub = crate::component::hub::HubOptions::default();
         if let Some(hub) = deployment.hub.as_ref().or(deployment.node.as_ref().map(|_| &default_hub)) {
             self.sweep_orphaned_volumes(&run).await;
+            let node_started = Instant::now();
             let node = match &deployment.node {
                 Some(_) => Some(self.prepare_build_node(env, &run).await.map_err(BackendError::Deploy)?),
                 None => None,
             };
+            let node_prepared_s = node_started.elapsed().as_secs_f64();
             let inputs = self.stack_inputs(!plan.seed.is_empty()).await.map_err(BackendError::Deploy)?;
             let images_started = Instant::now();
             if inputs.images.uses_stack_images() {
@@ -461,9 +444,14 @@ impl Backend for KindBackend {
                 self.ctx.recorder.phase("images-named", named.join(", "));
             }
             let extra_config = hub_extra_config(&hub.extra_config, plan, self.ctx.profile.as_ref(), &env.recorder);
-            let (stack, t) = hub_stack::deploy_hub_stack(env, &run, &StackDeclaration { hub, plan, extra_config: &extra_config, node: deployment.node.as_ref() }, &inputs)
-                .await
-                .map_err(BackendError::Deploy)?;
+            let (stack, t) = hub_stack::deploy_hub_stack(
+                env,
+                &run,
+                &StackDeclaration { hub, plan, extra_config: &extra_config, node: deployment.node.as_ref() },
+                &inputs,
+            )
+            .await
+            .map_err(BackendError::Deploy)?;
             self.ctx.recorder.phase("hub-stack", format!("stack images on the core and user nodes in {images_s:.1} s"));
             *self.hub_stack.lock().unwrap() = Some(Arc::new(stack));
             components.extend(["proxy".to_string(), "hub".to_string()]);
@@ -471,7 +459,8 @@ impl Backend for KindBackend {
             if let (Some(paths), Some(options)) = (node, &deployment.node) {
                 let started = Instant::now();
                 self.finish_build_node(env, &paths, options).await.map_err(BackendError::Readiness)?;
-                timings.node_ready_s = started.elapsed().as_secs_f64();
+                // Its images loaded, its disk emptied, then (after the chart) its daemon and images.
+                timings.node_ready_s = node_prepared_s + started.elapsed().as_secs_f64();
                 components.extend([super::build_node::DOCKERD.to_string(), super::build_node::IMAGE_CLEANER.to_string()]);
             }
         }
@@ -495,10 +484,16 @@ impl Backend for KindBackend {
         let run = self.run.lock().unwrap().clone().context("no cluster run").map_err(BackendError::Deploy)?;
         let inputs = self.stack_inputs(false).await.map_err(BackendError::Deploy)?;
         let extra_config = hub_extra_config(&hub.extra_config, plan, self.ctx.profile.as_ref(), &env.recorder);
-        let took =
-            hub_stack::deploy_culler(env, &run, &stack, &StackDeclaration { hub, plan, extra_config: &extra_config, node: deployment.node.as_ref() }, culler, &inputs)
-                .await
-                .map_err(BackendError::Readiness)?;
+        let took = hub_stack::deploy_culler(
+            env,
+            &run,
+            &stack,
+            &StackDeclaration { hub, plan, extra_config: &extra_config, node: deployment.node.as_ref() },
+            culler,
+            &inputs,
+        )
+        .await
+        .map_err(BackendError::Readiness)?;
         self.components.lock().unwrap().push("culler".into());
         Ok(took)
     }
@@ -625,6 +620,16 @@ impl Backend for KindBackend {
     /// database's volume and its directory on the core node.
     async fn stop_components(&self) -> Vec<String> {
         let mut errors = Vec::new();
+        // The build node's containers first, through its daemon (which stops them as it goes
+        // only within its pod's grace period).
+        let build_node = self.build_node.lock().unwrap().clone();
+        if let Some(paths) = build_node {
+            let api = crate::component::docker_api::DockerApi::new(&paths.docker_socket);
+            let factory = crate::component::images::ImageFactory::new(api, &self.ctx.run_id, 0);
+            if let Err(e) = factory.remove_containers().await {
+                errors.push(format!("removing the build node's containers: {e:#}"));
+            }
+        }
         if let Err(e) = self.up.kube.delete_namespace_and_wait(&self.namespace, Duration::from_secs(90)).await {
             errors.push(format!("deleting namespace {}: {e:#}", self.namespace));
         }
@@ -632,7 +637,8 @@ impl Backend for KindBackend {
         let run = self.run.lock().unwrap().clone();
         let build_node = self.build_node.lock().unwrap().take();
         if let (Some(_), Some(run)) = (build_node, &run) {
-            if let Err(e) = run.exec_on_node(super::build_node::BUILD_POOL, &super::build_node::cleanup_script(), Duration::from_secs(60)).await
+            if let Err(e) =
+                run.exec_on_node(super::build_node::BUILD_POOL, &super::build_node::cleanup_script(), Duration::from_secs(60)).await
             {
                 errors.push(format!("emptying the build node's data root: {e:#}"));
             }

@@ -98,12 +98,14 @@ pub fn prepare_script() -> String {
     )
 }
 
-/// After the run: the data root emptied (the daemon's pod is gone with the namespace) and the
-/// recorder's listener removed.
+/// After the run: the data root emptied (the daemon's pod is gone with the namespace), and the
+/// socket directory's sockets and empty directories removed (the recorder's listener; the
+/// mount points the kubelet made there for the cleaner, whose `/var/run` it is, as in the
+/// binderhub chart).
 pub fn cleanup_script() -> String {
     format!(
         "find {DIND_LIB_DIR} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +\n\
-         rm -f {DIND_SOCKET_DIR}/{DOCKER_SOCKET_NAME} {DIND_SOCKET_DIR}/{CLEANER_SOCKET_NAME}\n"
+         find {DIND_SOCKET_DIR}/ -mindepth 1 -depth \\( -type s -o -type d -empty \\) -delete\n"
     )
 }
 
@@ -164,6 +166,6 @@ mod tests {
         let s = prepare_script();
         assert!(s.starts_with("mountpoint -q /var/lib/dind ||") && s.contains("exit 3"), "{s}");
         assert!(s.contains("find /var/lib/dind -mindepth 1 -maxdepth 1 -exec rm -rf {} +"), "{s}");
-        assert!(cleanup_script().contains("rm -f /var/run/dind/docker.sock /var/run/dind/hubchaos-image-cleaner.sock"));
+        assert!(cleanup_script().contains("find /var/run/dind/ -mindepth 1 -depth \\( -type s -o -type d -empty \\) -delete"));
     }
 }

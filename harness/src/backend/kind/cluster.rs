@@ -144,10 +144,21 @@ pub fn kill_running_commands() {
 }
 
 /// A command run to its end within a bound (killed past it); its output goes to `log`.
-pub fn run_bounded(mut cmd: Command, what: &str, within: Duration, log: &Path) -> anyhow::Result<String> {
+pub fn run_bounded(cmd: Command, what: &str, within: Duration, log: &Path) -> anyhow::Result<String> {
+    run_bounded_with_input(cmd, what, within, log, None)
+}
+
+/// [`run_bounded`] with `input` as the command's standard input (none: `/dev/null`).
+pub fn run_bounded_with_input(
+    mut cmd: Command,
+    what: &str,
+    within: Duration,
+    log: &Path,
+    input: Option<std::fs::File>,
+) -> anyhow::Result<String> {
     use std::io::Read;
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(input.map_or_else(Stdio::null, Stdio::from))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -310,7 +321,10 @@ pub async fn up(home: &Path, name: &str, programs: &Programs, keep: bool, quiet:
                 return Ok(Up { layout, state, kube, created: false, steps: Vec::new() });
             }
             Err(why) if !quiet => {
-                eprintln!("hubchaos: [cluster up] {} is recorded but cannot be reused ({why:#}): taking it down to make it again", layout.context())
+                eprintln!(
+                    "hubchaos: [cluster up] {} is recorded but cannot be reused ({why:#}): taking it down to make it again",
+                    layout.context()
+                )
             }
             Err(_) => {}
         }
@@ -520,7 +534,13 @@ async fn make_small_disk(layout: &ClusterLayout, pool: &Pool, disk: &PoolDisk) -
     f.set_len(mib << 20)?;
     let log = layout.log();
     let mut mkfs = Command::new("mkfs.ext4");
-    mkfs.args(["-q", "-F"]).arg(&img);
+    mkfs.args(["-q", "-F"]);
+    if disk.used_for == pools::DiskUse::Docker {
+        // As the local node disk: no blocks reserved for root, so "100 % used" as the image
+        // cleaner computes it is where the daemon (root) gets ENOSPC.
+        mkfs.args(["-m", "0"]);
+    }
+    mkfs.arg(&img);
     let l2 = log.clone();
     tokio::task::spawn_blocking(move || run_bounded(mkfs, "mkfs.ext4", Duration::from_secs(60), &l2)).await??;
     let mut m = Command::new("mount");

@@ -8,7 +8,10 @@
 //! mapping, [`chart_values`], turns a scenario's options (hub, culler, deploy plan) into values
 //! that serve both: z2jh's keys only, z2jh's offline needs included (no pre-puller, no user
 //! scheduler or placeholders, no cloud-metadata blocking, no network policies that nothing
-//! enforces here, no user storage, a ClusterIP proxy).
+//! enforces here, no user storage, a ClusterIP proxy). A scenario's node adds the build node's
+//! values, the binderhub chart's keys (`imageBuilderType: dind`, `dind.*`, `imageCleaner.*`),
+//! which the reference chart reads ([`super::build_node`]); a `misconfigure` is a values
+//! override at the component's environment key ([`ENV_KEYS`]).
 //!
 //! The values are written into the run dir (`helm/values-<n>.json`: JSON is YAML) and applied
 //! with `helm upgrade --install` (bounded); readiness is awaited through kube-rs (the `hub`
@@ -658,7 +661,17 @@ mod tests {
     static OURS: std::sync::LazyLock<StackImages> = std::sync::LazyLock::new(|| stack_images("0123456789abcdef"));
 
     fn inputs<'a>(hub: &'a HubOptions, culler: Option<&'a CullerOptions>) -> ChartInputs<'a> {
-        ChartInputs { images: &OURS, hub, culler, extra_config: "", harness_token: "h", proxy_token: "p", run_id: "r", env_overrides: &[], build_node: None }
+        ChartInputs {
+            images: &OURS,
+            hub,
+            culler,
+            extra_config: "",
+            harness_token: "h",
+            proxy_token: "p",
+            run_id: "r",
+            env_overrides: &[],
+            build_node: None,
+        }
     }
 
     #[test]

@@ -207,7 +207,8 @@ async fn apply_values(
 async fn keep_evidence(run: &KindRun, logs: &Path) -> String {
     let mut kept = Vec::new();
     let _ = std::fs::create_dir_all(logs);
-    let build_node = [super::build_node::DOCKERD, super::build_node::IMAGE_CLEANER].map(|c| super::build_node::pod_selector(c).unwrap_or_default());
+    let build_node =
+        [super::build_node::DOCKERD, super::build_node::IMAGE_CLEANER].map(|c| super::build_node::pod_selector(c).unwrap_or_default());
     for selector in [hub_chart::pod_selector("hub"), hub_chart::pod_selector("proxy")].iter().chain(&build_node) {
         let Ok(pods) = run.kube.list_pods(&run.namespace, selector).await else { continue };
         for pod in pods {

@@ -48,7 +48,8 @@ struct Instance {
 /// The instances of `container` that `pod`'s status shows: the current one (running or
 /// ended) and the last one that ended before it.
 fn instances(pod: &Pod, container: &str) -> Vec<Instance> {
-    let Some(status) = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|cs| cs.iter().find(|c| c.name == container))
+    let Some(status) =
+        pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|cs| cs.iter().find(|c| c.name == container))
     else {
         return Vec::new();
     };
@@ -148,7 +149,10 @@ mod tests {
             "state": { "waiting": { "reason": "CrashLoopBackOff" } },
             "lastState": { "terminated": { "exitCode": 1, "containerID": "containerd://b" } },
         }));
-        assert_eq!(instances(&waiting, "c"), vec![Instance { pod: "p".into(), id: "containerd://b".into(), running: false, previous: true }]);
+        assert_eq!(
+            instances(&waiting, "c"),
+            vec![Instance { pod: "p".into(), id: "containerd://b".into(), running: false, previous: true }]
+        );
         // Running again: followed; the one before read whole.
         let running = pod(serde_json::json!({
             "name": "c", "ready": true, "restartCount": 3, "image": "i", "imageID": "",

@@ -8,8 +8,8 @@
 //! Decisions and measured facts are recorded in `kind/README.md`.
 
 pub mod backend;
-pub mod build_node;
 pub mod base_rootfs;
+pub mod build_node;
 pub mod cgroups;
 pub mod cluster;
 pub mod daemon;
