@@ -266,6 +266,19 @@ impl ImageFactory {
 
     /// Run `sleep` in a container of `image` (host network, never pulled), keeping the image
     /// in use. The image must be runnable ([`ImageSpec::with_busybox`]). Returns the id.
+    /// A node's starting images (`NodeOptions::images`), each made, and kept in use by a
+    /// running container where asked.
+    pub async fn make_starting_images(&self, images: &[(ImageSpec, bool)]) -> anyhow::Result<()> {
+        for (spec, in_use) in images {
+            let built = self.build(spec).await?;
+            if *in_use {
+                let name = spec.name.trim_start_matches(REPO_PREFIX).replace('/', "-");
+                self.keep_in_use(&built.reference, &name).await?;
+            }
+        }
+        Ok(())
+    }
+
     pub async fn keep_in_use(&self, image: &str, name: &str) -> anyhow::Result<String> {
         let config = container_config(image, &self.run_id);
         let cname = format!("hubchaos-{}-{}", name, crate::paths::short_run_id(&self.run_id));

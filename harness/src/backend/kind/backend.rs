@@ -298,18 +298,10 @@ impl KindBackend {
         paths: &crate::component::node_disk::NodePaths,
         options: &crate::component::node::NodeOptions,
     ) -> anyhow::Result<()> {
-        use crate::component::images::{ImageFactory, REPO_PREFIX};
         let api = crate::component::docker_api::DockerApi::new(&paths.docker_socket);
         let answered = super::build_node::await_docker(&api).await?;
-        let factory = ImageFactory::new(api, &env.run_id, env.seed);
         let started = Instant::now();
-        for (spec, in_use) in &options.images {
-            let built = factory.build(spec).await?;
-            if *in_use {
-                let name = spec.name.trim_start_matches(REPO_PREFIX).replace('/', "-");
-                factory.keep_in_use(&built.reference, &name).await?;
-            }
-        }
+        crate::component::images::ImageFactory::new(api, &env.run_id, env.seed).make_starting_images(&options.images).await?;
         env.set_node_paths(paths.clone());
         *self.build_node.lock().unwrap() = Some(paths.clone());
         self.ctx.recorder.phase(

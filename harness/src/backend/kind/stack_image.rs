@@ -281,15 +281,23 @@ async fn build_dind_image(home: &Path, pins: &Pins, dockerd: &Path) -> anyhow::R
         docker.run("import the dind rootfs", &["import", "-c", r#"ENTRYPOINT ["/usr/bin/tini", "--"]"#, &rootfs_s, &reference])?;
         let out = docker.run("check the dind image", &["run", "--rm", "--network", "none", &reference, "dockerd", "--version"])?;
         eprintln!("hubchaos: [stack images] {DIND}: {}", out.lines().last().unwrap_or("ok"));
-        let partial = saved.with_extension("tar.partial");
-        docker.run("save the dind image", &["save", "-o", &partial.display().to_string(), &reference])?;
-        std::fs::rename(&partial, &saved)?;
-        Ok(())
+        save(docker, "save the dind image", std::slice::from_ref(&reference), &saved)
     })
     .await;
     let _ = std::fs::remove_file(&rootfs_tar);
     let _ = std::fs::remove_file(out.with_extension("tar.partial"));
     imported
+}
+
+/// `docker save` of `refs` to `saved`, through a partial file renamed at the end (a build cut
+/// short leaves no tar that looks whole).
+fn save(docker: &super::node_image::Docker, what: &str, refs: &[String], saved: &Path) -> anyhow::Result<()> {
+    let partial = saved.with_extension("tar.partial");
+    let mut args = vec!["save".to_string(), "-o".into(), partial.display().to_string()];
+    args.extend(refs.iter().cloned());
+    docker.run(what, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    std::fs::rename(&partial, saved)?;
+    Ok(())
 }
 
 /// The hub stack's images: the root filesystem, imported, tagged per component, checked, saved.
@@ -330,12 +338,7 @@ async fn build_stack_images(home: &Path, pins: &Pins, dockerd: &Path) -> anyhow:
             let out = docker.run(&format!("check the {component} image"), &args)?;
             eprintln!("hubchaos: [stack images] {component}: {}", out.lines().last().unwrap_or("ok"));
         }
-        let partial = saved.with_extension("tar.partial");
-        let mut save = vec!["save".to_string(), "-o".into(), partial.display().to_string()];
-        save.extend(tags.iter().cloned());
-        docker.run("save the images", &save.iter().map(String::as_str).collect::<Vec<_>>())?;
-        std::fs::rename(&partial, &saved)?;
-        Ok(())
+        save(docker, "save the images", &tags, &saved)
     })
     .await;
     // Only the saved images are kept, whatever happened.

@@ -21,7 +21,7 @@ use super::LocalBackend;
 use crate::component::docker_api::DockerApi;
 use crate::component::dockerd::{DockerdConfig, DOCKERD};
 use crate::component::image_cleaner::{docker_host_for, CYCLE_LINE, DELETED_LINE, ERROR_LINE, IMAGE_CLEANER, START_LINE};
-use crate::component::images::{ImageFactory, REPO_PREFIX};
+use crate::component::images::ImageFactory;
 use crate::component::node::NodeOptions;
 use crate::component::node_disk::NodeLayout;
 use crate::env::Env;
@@ -100,13 +100,7 @@ pub async fn deploy_node(env: &Env, local: &LocalBackend, options: &NodeOptions,
     let api = dockerd.api();
     let factory = ImageFactory::new(api.clone(), &env.run_id, env.seed);
     let started = Instant::now();
-    for (spec, in_use) in &options.images {
-        let built = factory.build(spec).await?;
-        if *in_use {
-            let name = spec.name.trim_start_matches(REPO_PREFIX).replace('/', "-");
-            factory.keep_in_use(&built.reference, &name).await?;
-        }
-    }
+    factory.make_starting_images(&options.images).await?;
     timings.images_s = started.elapsed().as_secs_f64();
 
     // The cleaner, through the recorder, its log watched.
