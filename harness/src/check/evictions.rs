@@ -5,6 +5,11 @@
 //! device", exit 1) means the disk filled faster than the kubelet looked: the 2019 builds'
 //! failure, which told the user nothing about the node.
 //!
+//! An eviction is the kubelet stopping the pod's container (killed: exit 128 + the signal). A
+//! container that had already exited with its own error (dd's exit 1) when the kubelet came
+//! round and marked its pod `Evicted` died of the write error, not of the eviction (seen after
+//! a burst fill: `Failed: Evicted (exit 1)` 5 s after the fill began, the disk already full).
+//!
 //! Pass: no pod failed otherwise (evictions counted; none at all passes: nothing failed).
 //! Fail: a pod failed on the pool without the kubelet's reason; the summary quotes the
 //! container's own last words. Unknown: no pod of the run was seen on the pool.
@@ -48,20 +53,20 @@ impl Check for EvictionsCarryReason {
                 _ => None,
             })
             .collect();
-        let evicted = failed.iter().filter(|(_, _, reason, message, _)| *reason == "Evicted" && message.contains(LOW_ON_RESOURCE)).count();
-        let other: Vec<_> =
-            failed.iter().filter(|(_, _, reason, message, _)| !(*reason == "Evicted" && message.contains(LOW_ON_RESOURCE))).collect();
+        let evicted = failed.iter().filter(|(_, _, reason, message, exit)| kubelet_evicted(reason, message, **exit)).count();
+        let other: Vec<_> = failed.iter().filter(|(_, _, reason, message, exit)| !kubelet_evicted(reason, message, **exit)).collect();
         let r = if let Some((at, pod, reason, message, exit)) = other.first() {
             CheckResult::new(
                 &name,
                 Verdict::Fail,
                 format!(
-                    "{} pod(s) on {} failed without the kubelet's eviction; the first, {pod} at t={:.1}s: {}{} — {}",
+                    "{} pod(s) on {} failed without the kubelet's eviction; the first, {pod} at t={:.1}s: {}{}{} — {}",
                     other.len(),
                     self.pool,
                     at.as_secs_f64(),
                     if reason.is_empty() { "no reason" } else { reason.as_str() },
                     exit.map(|c| format!(" (exit {c})")).unwrap_or_default(),
+                    if reason.as_str() == "Evicted" { ", its container already ended by itself when the kubelet marked it" } else { "" },
                     telling_line(message)
                 ),
             )
@@ -80,6 +85,12 @@ impl Check for EvictionsCarryReason {
         };
         r.figure("evicted", evicted as f64).figure("failed_otherwise", other.len() as f64)
     }
+}
+
+/// The kubelet's eviction: its reason and message, on a container it stopped (exit 128 + a
+/// signal, or none known), not one that had ended by itself.
+fn kubelet_evicted(reason: &str, message: &str, exit: Option<i32>) -> bool {
+    reason == "Evicted" && message.contains(LOW_ON_RESOURCE) && exit.is_none_or(|c| c >= 128)
 }
 
 /// The line of a container's last words that says what went wrong (`dd: error writing …: No
@@ -119,6 +130,18 @@ mod tests {
         // Nothing failed: nothing to blame.
         let h = History::new(vec![at(1.0, running("no-ssd", "fill"))]);
         assert_eq!(EvictionsCarryReason::on("no-ssd").check(&h).verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_pod_marked_evicted_after_its_container_died_of_its_own_error_is_not_an_eviction() {
+        let h = History::new(vec![
+            at(1.0, running("no-ssd", "fill")),
+            at(8.9, ended("no-ssd", "fill", "Evicted", "The node was low on resource: ephemeral-storage. available: 0.", Some(1))),
+        ]);
+        let r = EvictionsCarryReason::on("no-ssd").check(&h);
+        assert_eq!(r.verdict, Verdict::Fail, "{}", r.summary);
+        assert!(r.summary.contains("Evicted (exit 1), its container already ended by itself"), "{}", r.summary);
+        assert_eq!((r.figures["evicted"], r.figures["failed_otherwise"]), (0.0, 1.0));
     }
 
     #[test]
