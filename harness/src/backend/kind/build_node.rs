@@ -87,17 +87,6 @@ pub fn paths(node_pid: u32) -> NodePaths {
     }
 }
 
-/// A shell script for the build node: the docker disk is mounted (the cluster was made with
-/// it), the data root emptied, the socket directory made and its stale sockets removed.
-pub fn prepare_script() -> String {
-    format!(
-        "mountpoint -q {DIND_LIB_DIR} || {{ echo 'no disk of its own at {DIND_LIB_DIR}' >&2; exit 3; }}\n\
-         find {DIND_LIB_DIR} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +\n\
-         mkdir -p {DIND_SOCKET_DIR}\n\
-         rm -f {DIND_SOCKET_DIR}/{DOCKER_SOCKET_NAME} {DIND_SOCKET_DIR}/{CLEANER_SOCKET_NAME}\n"
-    )
-}
-
 /// After the run: the data root emptied (the daemon's pod is gone with the namespace), and the
 /// socket directory's sockets and empty directories removed (the recorder's listener; the
 /// mount points the kubelet made there for the cleaner, whose `/var/run` it is, as in the
@@ -106,6 +95,17 @@ pub fn cleanup_script() -> String {
     format!(
         "find {DIND_LIB_DIR} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +\n\
          find {DIND_SOCKET_DIR}/ -mindepth 1 -depth \\( -type s -o -type d -empty \\) -delete\n"
+    )
+}
+
+/// A shell script for the build node before a run: the docker disk is mounted (the cluster was
+/// made with it), the socket directory made, and what a run before left removed as
+/// [`cleanup_script`] removes it.
+pub fn prepare_script() -> String {
+    format!(
+        "mountpoint -q {DIND_LIB_DIR} || {{ echo 'no disk of its own at {DIND_LIB_DIR}' >&2; exit 3; }}\n\
+         mkdir -p {DIND_SOCKET_DIR}\n{}",
+        cleanup_script()
     )
 }
 

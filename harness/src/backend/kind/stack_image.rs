@@ -150,14 +150,33 @@ fn run(what: &str, cmd: &mut Command, log: &Path) -> anyhow::Result<()> {
     super::tools::run_step("stack images", what, cmd, log)
 }
 
-/// The [`RECIPE`]: the root filesystem at `root` (removed first), packed as `tar`.
-fn build_rootfs(pins: &Pins, root: &Path, tar: &Path, log: &Path) -> anyhow::Result<()> {
+/// A bookworm minbase root filesystem with `packages` at `root` (removed first).
+fn debootstrap(root: &Path, packages: &[&str], what: &str, log: &Path) -> anyhow::Result<()> {
     let mmdebstrap = crate::toolchain::find_program("mmdebstrap").context("no mmdebstrap: apt-get install mmdebstrap (Debian)")?;
-    let npm = crate::toolchain::find_program("npm").context("no npm on PATH (Debian: apt-get install npm)")?;
     let _ = std::fs::remove_dir_all(root);
     let mut cmd = Command::new(mmdebstrap);
-    cmd.args(["--variant=minbase", "--mode=root", &format!("--include={}", PACKAGES.join(",")), "bookworm"]).arg(root);
-    run("mmdebstrap bookworm", &mut cmd, log)?;
+    cmd.args(["--variant=minbase", "--mode=root", &format!("--include={}", packages.join(",")), "bookworm"]).arg(root);
+    run(what, &mut cmd, log)
+}
+
+/// The root filesystem at `root` left without a resolver or apt lists, packed as `tar`
+/// (through a partial file renamed at the end).
+fn clean_and_pack(root: &Path, tar: &Path, what: &str, log: &Path) -> anyhow::Result<()> {
+    std::fs::write(root.join("etc/resolv.conf"), "")?;
+    let _ = std::fs::remove_dir_all(root.join("var/lib/apt/lists"));
+    std::fs::create_dir_all(root.join("var/lib/apt/lists"))?;
+    let partial = tar.with_extension("tar.partial");
+    let mut pack = Command::new("tar");
+    pack.arg("-C").arg(root).args(["--numeric-owner", "-cf"]).arg(&partial).arg(".");
+    run(what, &mut pack, log)?;
+    std::fs::rename(&partial, tar)?;
+    Ok(())
+}
+
+/// The [`RECIPE`]: the root filesystem at `root` (removed first), packed as `tar`.
+fn build_rootfs(pins: &Pins, root: &Path, tar: &Path, log: &Path) -> anyhow::Result<()> {
+    let npm = crate::toolchain::find_program("npm").context("no npm on PATH (Debian: apt-get install npm)")?;
+    debootstrap(root, PACKAGES, "mmdebstrap bookworm", log)?;
     // pip in the chroot resolves PyPI's name with the machine's resolver, and trusts what the
     // machine trusts.
     std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).context("copying /etc/resolv.conf into the rootfs")?;
@@ -185,37 +204,17 @@ fn build_rootfs(pins: &Pins, root: &Path, tar: &Path, log: &Path) -> anyhow::Res
     cmd.arg("install").arg("--prefix").arg(&prefix).args(["--no-audit", "--no-fund", "--omit=dev"]);
     cmd.args(pins.npm.packages.iter().map(|p| p.spec.as_str()));
     run("npm install", &mut cmd, log)?;
-    std::fs::write(root.join("etc/resolv.conf"), "")?;
     std::fs::remove_file(root.join(BUILD_CA.trim_start_matches('/')))?;
-    let _ = std::fs::remove_dir_all(root.join("var/lib/apt/lists"));
-    std::fs::create_dir_all(root.join("var/lib/apt/lists"))?;
     let workdir = root.join(WORKDIR.trim_start_matches('/'));
     std::fs::create_dir_all(&workdir)?;
     std::os::unix::fs::chown(&workdir, Some(HUB_UID), Some(HUB_UID)).with_context(|| format!("chown {}", workdir.display()))?;
-    let partial = tar.with_extension("tar.partial");
-    let mut pack = Command::new("tar");
-    pack.arg("-C").arg(root).args(["--numeric-owner", "-cf"]).arg(&partial).arg(".");
-    run("tar", &mut pack, log)?;
-    std::fs::rename(&partial, tar)?;
-    Ok(())
+    clean_and_pack(root, tar, "tar", log)
 }
 
 /// The dind image's root filesystem at `root` (removed first), packed as `tar`.
 fn build_dind_rootfs(root: &Path, tar: &Path, log: &Path) -> anyhow::Result<()> {
-    let mmdebstrap = crate::toolchain::find_program("mmdebstrap").context("no mmdebstrap: apt-get install mmdebstrap (Debian)")?;
-    let _ = std::fs::remove_dir_all(root);
-    let mut cmd = Command::new(mmdebstrap);
-    cmd.args(["--variant=minbase", "--mode=root", &format!("--include={}", DIND_PACKAGES.join(",")), "bookworm"]).arg(root);
-    run("mmdebstrap bookworm (dind)", &mut cmd, log)?;
-    std::fs::write(root.join("etc/resolv.conf"), "")?;
-    let _ = std::fs::remove_dir_all(root.join("var/lib/apt/lists"));
-    std::fs::create_dir_all(root.join("var/lib/apt/lists"))?;
-    let partial = tar.with_extension("tar.partial");
-    let mut pack = Command::new("tar");
-    pack.arg("-C").arg(root).args(["--numeric-owner", "-cf"]).arg(&partial).arg(".");
-    run("tar (dind)", &mut pack, log)?;
-    std::fs::rename(&partial, tar)?;
-    Ok(())
+    debootstrap(root, DIND_PACKAGES, "mmdebstrap bookworm (dind)", log)?;
+    clean_and_pack(root, tar, "tar (dind)", log)
 }
 
 /// What each component's image is checked with after the import: the program it runs, asked
